@@ -1,0 +1,35 @@
+# Two commands matter: `make run` and `make test`. Both create .venv and install on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# TensorFlow reads this when it loads; it keeps its C++ info lines out of the terminal.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install run test test-slow lint format clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+run: install
+	$(BIN)/deeparch run -e default
+
+test: install
+	$(BIN)/pytest
+
+# Exit status 5 means "no test collected": not a failure while there are no slow tests.
+test-slow: install
+	$(BIN)/pytest -m slow || [ $$? -eq 5 ]
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) exports

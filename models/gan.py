@@ -1,0 +1,407 @@
+"""Generative adversarial network: a generator G(z) and a discriminator D(x) trained as rivals.
+
+D learns to tell real samples from G's; G learns to make D call its samples real (the
+non-saturating loss -log D(G(z))). `GAN` overrides `train_step` like keras-io's DCGAN example, so
+`fit`, callbacks and the progress bar work unchanged and log `d_loss`, `g_loss`, `d_real` and
+`d_fake` (D's mean probability of "real" on real and on generated samples).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from models.spec import DataSpec
+
+
+@keras.saving.register_keras_serializable(package="deeparch")
+class GAN(keras.Model):
+    """A generator and a discriminator with the adversarial `train_step` that fits them.
+
+    `fit` takes `(real_samples, labels)` batches; labels condition both networks when
+    `num_classes` is set and are ignored otherwise. Calling the model maps latent vectors (and
+    labels, when conditional) to generated samples.
+    """
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        latent_dim: int,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.1,
+        generator_learning_rate: float = 2e-4,
+        discriminator_learning_rate: float = 2e-4,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing is {label_smoothing}; allowed: 0 <= value < 1")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.label_smoothing = label_smoothing
+        self.generator_learning_rate = generator_learning_rate
+        self.discriminator_learning_rate = discriminator_learning_rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # Both networks are built functional models, so the GAN has all its weights already.
+        self.built = True
+
+    @property
+    def conditional(self) -> bool:
+        """True when both networks take class labels."""
+        return self.num_classes is not None
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        """The loss trackers, listed here so that Keras resets them every epoch."""
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def compile(
+        self,
+        generator_optimizer: keras.optimizers.Optimizer | None = None,
+        discriminator_optimizer: keras.optimizers.Optimizer | None = None,
+        **kwargs,
+    ) -> None:
+        """Set one optimizer per network; by default Adam(β₁=0.5) at the build-time rates."""
+        super().compile(**kwargs)
+        self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(
+            self.generator_learning_rate, beta_1=0.5
+        )
+        self.discriminator_optimizer = discriminator_optimizer or keras.optimizers.Adam(
+            self.discriminator_learning_rate, beta_1=0.5
+        )
+
+    def get_compile_config(self) -> dict:
+        """Both optimizers, so that `load_model` recompiles the GAN and restores their state."""
+        if not self.compiled:
+            return {}
+        return {
+            "generator_optimizer": keras.saving.serialize_keras_object(self.generator_optimizer),
+            "discriminator_optimizer": keras.saving.serialize_keras_object(self.discriminator_optimizer),
+        }
+
+    def compile_from_config(self, config: dict) -> None:
+        """Recompile from `get_compile_config` and create the optimizer slots the weights fill."""
+        self.compile(
+            generator_optimizer=keras.saving.deserialize_keras_object(config["generator_optimizer"]),
+            discriminator_optimizer=keras.saving.deserialize_keras_object(config["discriminator_optimizer"]),
+        )
+        self.generator_optimizer.build(self.generator.trainable_variables)
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+
+    def call(self, inputs, training: bool = False):
+        """Generated samples for `latent` or `[latent, labels]`."""
+        return self.generator(inputs, training=training)
+
+    def generate(self, latent, labels=None):
+        """Generated samples for a batch of latent vectors (and class labels when conditional)."""
+        return self.generator(self._generator_inputs(latent, labels), training=False)
+
+    def sample(self, count: int, seed: int | None = None, labels=None):
+        """`count` samples from standard normal latents drawn with `seed`.
+
+        Conditional models cycle through the classes when `labels` is not given.
+        """
+        latent = keras.random.normal((count, self.latent_dim), seed=seed)
+        if self.conditional and labels is None:
+            labels = ops.arange(count, dtype="int32") % self.num_classes
+        return self.generate(latent, labels)
+
+    def serving_model(self) -> keras.Model:
+        """A functional model from `latent` (and int32 `labels`) to samples, ready to export."""
+        latent = keras.Input(shape=(self.latent_dim,), name="latent")
+        if not self.conditional:
+            return keras.Model(latent, self.generator(latent), name=f"{self.name}_serving")
+        labels = keras.Input(shape=(), dtype="int32", name="labels")
+        samples = self.generator([latent, labels])
+        return keras.Model([latent, labels], samples, name=f"{self.name}_serving")
+
+    def train_step(self, data):
+        """One discriminator update on real and generated samples, then one generator update."""
+        real_samples, labels = self._unpack(data)
+        batch_size = ops.shape(real_samples)[0]
+
+        latent = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            fake_samples = self.generator(self._generator_inputs(latent, labels), training=True)
+            real_logits = self._discriminate(real_samples, labels, training=True)
+            fake_logits = self._discriminate(fake_samples, labels, training=True)
+            d_loss = self._discriminator_loss(real_logits, fake_logits)
+        weights = self.discriminator.trainable_weights
+        gradients = tape.gradient(d_loss, weights)
+        self.discriminator_optimizer.apply_gradients(zip(gradients, weights, strict=True))
+
+        latent = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            generated = self.generator(self._generator_inputs(latent, labels), training=True)
+            g_loss = self._generator_loss(self._discriminate(generated, labels, training=True))
+        weights = self.generator.trainable_weights
+        gradients = tape.gradient(g_loss, weights)
+        self.generator_optimizer.apply_gradients(zip(gradients, weights, strict=True))
+
+        return self._track(d_loss, g_loss, real_logits, fake_logits)
+
+    def test_step(self, data):
+        """The same losses and probabilities as `train_step`, without updating either network."""
+        real_samples, labels = self._unpack(data)
+        batch_size = ops.shape(real_samples)[0]
+        latent = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        fake_samples = self.generator(self._generator_inputs(latent, labels), training=False)
+        real_logits = self._discriminate(real_samples, labels, training=False)
+        fake_logits = self._discriminate(fake_samples, labels, training=False)
+        d_loss = self._discriminator_loss(real_logits, fake_logits)
+        g_loss = self._generator_loss(fake_logits)
+        return self._track(d_loss, g_loss, real_logits, fake_logits)
+
+    def get_config(self) -> dict:
+        """Both networks and the training settings, enough for `keras.models.load_model`."""
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "latent_dim": self.latent_dim,
+            "num_classes": self.num_classes,
+            "label_smoothing": self.label_smoothing,
+            "generator_learning_rate": self.generator_learning_rate,
+            "discriminator_learning_rate": self.discriminator_learning_rate,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> GAN:
+        """Rebuild the GAN, deserializing its two networks first."""
+        config = dict(config)
+        for network in ("generator", "discriminator"):
+            config[network] = keras.saving.deserialize_keras_object(config[network])
+        return cls(**config)
+
+    def _unpack(self, data):
+        """Real samples as float32 and labels as an int32 vector (None when unconditional)."""
+        real_samples, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        real_samples = ops.cast(real_samples, "float32")
+        if not self.conditional:
+            return real_samples, None
+        if labels is None:
+            raise ValueError("a conditional GAN needs (samples, labels) batches; got no labels")
+        if len(labels.shape) == 2 and labels.shape[-1] not in (None, 1):
+            labels = ops.argmax(labels, axis=-1)  # one-hot labels
+        return real_samples, ops.reshape(ops.cast(labels, "int32"), (-1,))
+
+    def _generator_inputs(self, latent, labels):
+        latent = ops.convert_to_tensor(latent, "float32")
+        if not self.conditional:
+            return latent
+        if labels is None:
+            raise ValueError("a conditional GAN needs labels to generate; got labels=None")
+        return [latent, ops.reshape(ops.cast(labels, "int32"), (-1,))]
+
+    def _discriminate(self, samples, labels, training: bool):
+        inputs = [samples, labels] if self.conditional else samples
+        return self.discriminator(inputs, training=training)
+
+    def _discriminator_loss(self, real_logits, fake_logits):
+        # One-sided label smoothing: real targets 1 - smoothing, fake targets stay 0.
+        real_targets = ops.full_like(real_logits, 1.0 - self.label_smoothing)
+        return self.cross_entropy(real_targets, real_logits) + self.cross_entropy(
+            ops.zeros_like(fake_logits), fake_logits
+        )
+
+    def _generator_loss(self, fake_logits):
+        # Non-saturating loss: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
+        return self.cross_entropy(ops.ones_like(fake_logits), fake_logits)
+
+    def _track(self, d_loss, g_loss, real_logits, fake_logits) -> dict:
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
+        return {metric.name: metric.result() for metric in self.metrics}
+
+
+def build_gan(
+    spec: DataSpec,
+    latent_dim: int = 32,
+    generator_units: Sequence[int] = (128, 64),
+    discriminator_units: Sequence[int] = (64, 128),
+    conditional: bool = False,
+    generator_learning_rate: float = 2e-4,
+    discriminator_learning_rate: float = 2e-4,
+    label_smoothing: float = 0.1,
+    embedding_dim: int = 16,
+    batch_norm: bool = True,
+    dropout: float = 0.2,
+    seed: int | None = None,
+) -> GAN:
+    """A DCGAN for `(height, width, channels)` images, a dense GAN for vectors and sequences.
+
+    On images each entry of `generator_units` is a stride-2 Conv2DTranspose block (filters) that
+    doubles the resolution from a small seed, and each entry of `discriminator_units` a stride-2
+    Conv2D block; elsewhere they are dense layer widths. Generated images are sigmoid outputs in
+    [0, 1] (the pipeline scales images to that range); other data gets a linear output.
+    `conditional=True` feeds learned class embeddings of `spec.num_classes` labels to both nets.
+    """
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim is {latent_dim}; allowed: a positive integer")
+    num_classes = None
+    if conditional:
+        if not spec.num_classes:
+            raise ValueError("conditional=True needs a DataSpec with num_classes; it has none")
+        num_classes = spec.num_classes
+    if spec.is_image:
+        generator = _image_generator(
+            spec, latent_dim, generator_units, num_classes, embedding_dim, batch_norm
+        )
+        discriminator = _image_discriminator(spec, discriminator_units, num_classes, dropout)
+    else:
+        generator = _dense_generator(
+            spec, latent_dim, generator_units, num_classes, embedding_dim, batch_norm
+        )
+        discriminator = _dense_discriminator(spec, discriminator_units, num_classes, embedding_dim, dropout)
+    return GAN(
+        generator,
+        discriminator,
+        latent_dim=latent_dim,
+        num_classes=num_classes,
+        label_smoothing=label_smoothing,
+        generator_learning_rate=generator_learning_rate,
+        discriminator_learning_rate=discriminator_learning_rate,
+        seed=seed,
+        name="gan",
+    )
+
+
+def _generator_input(latent_dim: int, num_classes: int | None, embedding_dim: int):
+    """The latent input, and the label input whose embedding is appended to it when conditional."""
+    latent = keras.Input(shape=(latent_dim,), name="latent")
+    if num_classes is None:
+        return latent, latent
+    labels = keras.Input(shape=(), dtype="int32", name="labels")
+    embedded = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(labels)
+    features = keras.layers.Concatenate(name="latent_and_label")([latent, embedded])
+    return [latent, labels], features
+
+
+def _dense_block(x, width: int, batch_norm: bool, name: str):
+    x = keras.layers.Dense(width, use_bias=not batch_norm, name=f"{name}_dense")(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_batch_norm")(x)
+    return keras.layers.LeakyReLU(0.2, name=f"{name}_leaky_relu")(x)
+
+
+def _image_generator(
+    spec: DataSpec,
+    latent_dim: int,
+    units: Sequence[int],
+    num_classes: int | None,
+    embedding_dim: int,
+    batch_norm: bool,
+) -> keras.Model:
+    """Dense seed, stride-2 transposed convolutions, crop to the image size, sigmoid pixels."""
+    height, width, channels = spec.input_shape
+    if not units:
+        raise ValueError("generator_units is empty; give at least one block for images")
+    scale = 2 ** len(units)
+    # Sizes that are not multiples of `scale` start from a rounded-up seed and crop the excess.
+    seed_height, seed_width = math.ceil(height / scale), math.ceil(width / scale)
+    inputs, x = _generator_input(latent_dim, num_classes, embedding_dim)
+    x = _dense_block(x, seed_height * seed_width * units[0], batch_norm, "seed")
+    x = keras.layers.Reshape((seed_height, seed_width, units[0]), name="seed_map")(x)
+    for index, filters in enumerate(units):
+        x = keras.layers.Conv2DTranspose(
+            filters, 4, strides=2, padding="same", use_bias=not batch_norm, name=f"upsample_{index}"
+        )(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"batch_norm_{index}")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"leaky_relu_{index}")(x)
+    excess_height, excess_width = seed_height * scale - height, seed_width * scale - width
+    if excess_height or excess_width:
+        x = keras.layers.Cropping2D(
+            (
+                (excess_height // 2, excess_height - excess_height // 2),
+                (excess_width // 2, excess_width - excess_width // 2),
+            ),
+            name="crop",
+        )(x)
+    samples = keras.layers.Conv2D(
+        channels, 3, padding="same", activation="sigmoid", dtype="float32", name="samples"
+    )(x)
+    return keras.Model(inputs, samples, name="generator")
+
+
+def _image_discriminator(
+    spec: DataSpec, units: Sequence[int], num_classes: int | None, dropout: float
+) -> keras.Model:
+    """Stride-2 convolutions with leaky ReLU, then one real-vs-fake logit."""
+    height, width, _ = spec.input_shape
+    samples = keras.Input(shape=spec.input_shape, name="samples")
+    inputs, x = samples, samples
+    if num_classes is not None:
+        # The label becomes one extra image channel, as in the conditional DCGAN.
+        labels = keras.Input(shape=(), dtype="int32", name="labels")
+        label_map = keras.layers.Embedding(num_classes, height * width, name="label_embedding")(labels)
+        label_map = keras.layers.Reshape((height, width, 1), name="label_map")(label_map)
+        x = keras.layers.Concatenate(name="samples_and_label")([samples, label_map])
+        inputs = [samples, labels]
+    for index, filters in enumerate(units):
+        x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv_{index}")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"leaky_relu_{index}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(inputs, logit, name="discriminator")
+
+
+def _dense_generator(
+    spec: DataSpec,
+    latent_dim: int,
+    units: Sequence[int],
+    num_classes: int | None,
+    embedding_dim: int,
+    batch_norm: bool,
+) -> keras.Model:
+    """Dense layers from the latent vector to a linear output of the data's shape."""
+    inputs, x = _generator_input(latent_dim, num_classes, embedding_dim)
+    for index, width in enumerate(units):
+        x = _dense_block(x, width, batch_norm, f"block_{index}")
+    x = keras.layers.Dense(math.prod(spec.input_shape), dtype="float32", name="values")(x)
+    samples = keras.layers.Reshape(spec.input_shape, dtype="float32", name="samples")(x)
+    return keras.Model(inputs, samples, name="generator")
+
+
+def _dense_discriminator(
+    spec: DataSpec,
+    units: Sequence[int],
+    num_classes: int | None,
+    embedding_dim: int,
+    dropout: float,
+) -> keras.Model:
+    """Dense layers with leaky ReLU on the flattened sample, then one real-vs-fake logit."""
+    samples = keras.Input(shape=spec.input_shape, name="samples")
+    x = keras.layers.Flatten(name="flatten")(samples)
+    inputs = samples
+    if num_classes is not None:
+        labels = keras.Input(shape=(), dtype="int32", name="labels")
+        embedded = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(labels)
+        x = keras.layers.Concatenate(name="samples_and_label")([x, embedded])
+        inputs = [samples, labels]
+    for index, width in enumerate(units):
+        x = keras.layers.Dense(width, name=f"dense_{index}")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"leaky_relu_{index}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout_{index}")(x)
+    logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(inputs, logit, name="discriminator")

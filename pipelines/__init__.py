@@ -1,0 +1,1 @@
+"""Everything that moves data and runs: config, data, stages, tracking, runner, CLI."""

@@ -1,0 +1,225 @@
+"""`deeparch`: parse the command line and dispatch. TensorFlow is imported inside commands only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `deeparch` console script."""
+    # TensorFlow reads this once, when it loads: set it before anything can import it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from pipelines.config import ConfigError
+
+    try:
+        return args.handler(args) or 0
+    except ConfigError as error:
+        print(f"deeparch: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("deeparch: interrupted; the open runs are marked KILLED", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - user-facing errors are shown plainly
+        if not _is_user_facing(error):
+            raise
+        print(f"deeparch: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deeparch",
+        description="Train, evaluate and export the classic deep learning architectures, tracked in MLflow.",
+        epilog="Overrides are dotted key=value pairs, e.g. train.epochs=3 model.units=[64,64].",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="architectures, datasets and shipped experiments")
+    listing.set_defaults(handler=_list)
+
+    for name, handler, help_text in (
+        ("prepare", _prepare, "load a dataset and log it to MLflow"),
+        ("train", _train, "train an experiment (prepares the data if needed)"),
+        ("run", _run, "prepare, train, evaluate and export under one parent run"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "-e",
+            "--experiment",
+            required=True,
+            help="shipped experiment name (see `deeparch list`) or path to a YAML file",
+        )
+        command.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+        if name == "run":
+            command.add_argument("--out", type=Path, help="export folder (default: export.dir/<name>-<run>)")
+        command.set_defaults(handler=handler)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate the model of a train run on the test split")
+    evaluate.add_argument("--run", required=True, metavar="TRAIN_RUN_ID", help="id of a finished train run")
+    evaluate.set_defaults(handler=_evaluate)
+
+    export = commands.add_parser("export", help="export the model of a train run as a SavedModel")
+    export.add_argument("--run", required=True, metavar="TRAIN_RUN_ID", help="id of a finished train run")
+    export.add_argument("--out", type=Path, help="destination folder (default: exports/<name>-<run>)")
+    export.set_defaults(handler=_export)
+
+    ui = commands.add_parser("ui", help="open the MLflow UI on the local store (127.0.0.1)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=_ui)
+    return parser
+
+
+def _list(args: argparse.Namespace) -> int:
+    from models.registry import architectures
+    from pipelines.config import EMBEDDED_DATASETS, shipped_experiments
+
+    print("architectures:", ", ".join(architectures()))
+    print("embedded datasets:", ", ".join(EMBEDDED_DATASETS), "(plus any TFDS catalog name)")
+    print("shipped experiments:", ", ".join(shipped_experiments()))
+    return 0
+
+
+def _configs(args: argparse.Namespace):
+    from pipelines.config import load_experiments
+
+    return load_experiments(args.experiment, args.overrides)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    configs = _configs(args)
+    _quiet_tensorflow()
+    from pipelines import runner, tracking
+
+    for config in configs:
+        result = runner.prepare(config)
+        sizes = ", ".join(f"{name} {size}" for name, size in result.dataset.sizes().items())
+        print(f"prepared {config.data.name} ({sizes}; digest {result.dataset.digest}) in run {result.run_id}")
+        print(f"  {tracking.run_url(tracking.get_run(result.run_id))}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    configs = _configs(args)
+    _quiet_tensorflow()
+    from pipelines import runner, tracking
+
+    for config in configs:
+        result = runner.train(config)
+        final = {name: values[-1] for name, values in result.history.items()}
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in final.items())
+        print(f"trained {config.name} in run {result.run_id}: {shown}")
+        print(f"  model: {result.model_uri}")
+        print(f"  {tracking.run_url(tracking.get_run(result.run_id))}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from pipelines import runner
+
+    result = runner.evaluate(args.run)
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in result.metrics.items())
+    print(f"evaluated train run {args.run} in run {result.run_id}: {shown}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from pipelines import runner
+
+    result = runner.export(args.run, args.out)
+    print(
+        f"exported train run {args.run} to {result.path} (parity {result.parity:.2g}) in run {result.run_id}"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    configs = _configs(args)
+    if args.out is not None and len(configs) > 1:
+        from pipelines.config import ConfigError
+
+        raise ConfigError(f"--out names one folder but {args.experiment!r} holds {len(configs)} experiments")
+    _quiet_tensorflow()
+    from pipelines import runner, tracking
+
+    results = [runner.run_pipeline(config, args.out) for config in configs]
+    print()
+    print(_summary_table(results))
+    print()
+    experiments = sorted({tracking.get_run(r.run_id).info.experiment_id for r in results})
+    print(f"Runs in the MLflow UI (start it with `deeparch ui`, or `{' '.join(tracking.ui_command())}`):")
+    for experiment in experiments:
+        print(f"  {tracking.experiment_url(experiment)}")
+    return 0
+
+
+def _summary_table(results) -> str:
+    rows = [("run", "architecture", "dataset", "test accuracy", "export path")]
+    for result in results:
+        metrics = result.evaluated.metrics
+        score = metrics.get("test_accuracy")
+        shown = f"{score:.4f}" if score is not None else f"mse {metrics.get('test_mse', float('nan')):.4f}"
+        rows.append(
+            (
+                result.run_id,
+                result.config.architecture,
+                result.config.data.name,
+                shown,
+                str(result.exported.path),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from pipelines import tracking
+
+    command = tracking.ui_command()
+    command[command.index("--port") + 1] = str(args.port)
+    uri = command[command.index("--backend-store-uri") + 1]
+    print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}/#/experiments (Ctrl-C stops it)")
+    binary = Path(sys.executable).with_name("mlflow")
+    if binary.exists():
+        command[0] = str(binary)
+    return subprocess.call(command)
+
+
+def _quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ and TFDS progress chatter out of the user's terminal."""
+    import absl.logging
+    import tensorflow_datasets as tfds
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tfds.disable_progress_bar()
+
+
+def _is_user_facing(error: Exception) -> bool:
+    """Errors whose message is the whole story for a user; others are bugs and keep a traceback."""
+    from pipelines.data import DataError
+    from pipelines.stages.export import ExportParityError
+    from pipelines.stages.train import NonFiniteLossError
+
+    return isinstance(error, DataError | ExportParityError | NonFiniteLossError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""Typed experiment configuration: YAML files plus dotted `key=value` overrides, validated once.
+
+An experiment file holds one experiment (`name`, `data`, `model`, `train`, ...) or a suite that
+lists shipped experiments (`experiments: [mlp-digits, cnn-mnist1d]`) with shared overrides.
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+EMBEDDED_DATASETS = ("digits", "mnist1d")
+ACTIVATIONS = Literal["relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid"]
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class ConfigError(ValueError):
+    """Invalid user input in an experiment file or override: one sentence per problem."""
+
+
+class StrictModel(BaseModel):
+    """Rejects unknown keys and validates assignments."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class DataConfig(StrictModel):
+    name: str = Field(description="Embedded dataset (digits, mnist1d) or a TFDS catalog name.")
+    data_dir: str | None = Field(None, description="TFDS data directory; None uses TFDS' default.")
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.1, description="Share of the train split held out for validation when none is given."
+    )
+    max_examples: PositiveInt | None = Field(
+        None, description="Cap on examples per split, for quick trials; None keeps all."
+    )
+    download: bool = Field(True, description="Allow TFDS to download a catalog dataset.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name in EMBEDDED_DATASETS:
+            return name
+        from pipelines.catalog import catalog_names  # imports TFDS, only for non-embedded names
+
+        if name not in catalog_names():
+            raise ValueError(
+                f"unknown dataset; allowed: {', '.join(EMBEDDED_DATASETS)} or a TFDS catalog name"
+            )
+        return name
+
+
+class MLPConfig(StrictModel):
+    architecture: Literal["mlp"] = "mlp"
+    units: list[PositiveInt] = Field([128, 64], description="Width of each hidden dense layer.")
+    activation: ACTIVATIONS = Field("relu", description="Hidden-layer activation.")
+    dropout: Fraction = Field(0.0, description="Dropout rate after each hidden layer.")
+    batch_norm: bool = Field(False, description="Batch normalisation before each activation.")
+
+
+class CNNConfig(StrictModel):
+    architecture: Literal["cnn"] = "cnn"
+    filters: list[PositiveInt] = Field([32, 64], description="Filters of each conv block.")
+    kernel_size: PositiveInt | list[PositiveInt] = Field(
+        3, description="Kernel size of all conv blocks, or one per block."
+    )
+    padding: Literal["same", "valid"] = Field("same", description="Convolution padding.")
+    activation: ACTIVATIONS = Field("relu", description="Activation of conv and dense layers.")
+    pooling: Literal["max", "average", "none"] = Field("max", description="Pooling per block.")
+    batch_norm: bool = Field(False, description="Batch normalisation in each conv block.")
+    dropout: Fraction = Field(0.0, description="Dropout rate after each block and dense layer.")
+    global_pooling: Literal["average", "max", "flatten"] = Field(
+        "flatten", description="How the conv features become a vector."
+    )
+    dense_units: list[PositiveInt] = Field([128], description="Dense layers before the output.")
+
+
+ModelConfig = Annotated[MLPConfig | CNNConfig, Field(discriminator="architecture")]
+
+
+class TrainConfig(StrictModel):
+    epochs: PositiveInt = Field(10, description="Passes over the training split.")
+    batch_size: PositiveInt = Field(64, description="Global batch size.")
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = Field("adam", description="Optimizer.")
+    learning_rate: Annotated[float, Field(gt=0.0)] = Field(1e-3, description="Peak learning rate.")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="Learning-rate schedule after warm-up."
+    )
+    warmup_fraction: Fraction = Field(0.0, description="Share of steps with linear warm-up.")
+    weight_decay: Annotated[float, Field(ge=0.0)] = Field(0.0, description="AdamW weight decay.")
+    clipnorm: Annotated[float, Field(gt=0.0)] | None = Field(
+        None, description="Clip each gradient to this norm; None disables clipping."
+    )
+    jit_compile: bool = Field(False, description="Compile the train step with XLA.")
+    steps_per_execution: PositiveInt = Field(1, description="Batches per compiled call.")
+    augment_shift: Annotated[int, Field(ge=0)] = Field(
+        0, description="Train-only random circular shift of sequences, in steps."
+    )
+    augment_scale: Fraction = Field(
+        0.0, description="Train-only random amplitude scaling of sequences, +/- this fraction."
+    )
+
+
+class EvaluateConfig(StrictModel):
+    min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        None, description="Test accuracy a model must reach to be promoted."
+    )
+
+
+class ExportConfig(StrictModel):
+    dir: str = Field("exports", description="Folder that receives exported SavedModels.")
+    parity_tolerance: Annotated[float, Field(gt=0.0)] = Field(
+        1e-5, description="Largest allowed |Keras - SavedModel| output difference."
+    )
+
+
+class TrackingConfig(StrictModel):
+    uri: str | None = Field(
+        None, description="MLflow tracking URI; MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db."
+    )
+    experiment: str | None = Field(None, description="MLflow experiment; default: the name.")
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: a dataset, a model and how to train, evaluate and export it."""
+
+    name: str = Field(description="Experiment name, `<architecture>-<dataset>` when shipped.")
+    description: str = Field("", description="One line on what this experiment shows.")
+    seed: int = Field(0, description="Seed for weights, shuffling and splits.")
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    export: ExportConfig = ExportConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @property
+    def architecture(self) -> str:
+        """The registered architecture name."""
+        return self.model.architecture
+
+    def hparams(self) -> dict[str, Any]:
+        """Keyword arguments for the model builder."""
+        return self.model.model_dump(exclude={"architecture"})
+
+    def section_hash(self, *sections: str) -> str:
+        """Short content hash of the given sections (all when none), for tags and caching."""
+        dumped = self.model_dump(mode="json")
+        chosen = {key: dumped[key] for key in sections} if sections else dumped
+        canonical = json.dumps(chosen, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def flat_params(self) -> dict[str, str]:
+        """Every config value as a dotted `key -> str` mapping, for MLflow params."""
+        return flatten(self.model_dump(mode="json"))
+
+    def to_yaml(self) -> str:
+        """The fully resolved config as YAML."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested dict -> dotted keys with string values (lists stay as one JSON value)."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = json.dumps(value) if isinstance(value, list) else str(value)
+    return flat
+
+
+def shipped_experiments() -> list[str]:
+    """Names of the experiment files shipped in pipelines/experiments."""
+    folder = resources.files("pipelines.experiments")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def experiment_path(name_or_path: str) -> Path:
+    """The YAML file of a shipped experiment name, or the user's path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        if not candidate.is_file():
+            raise ConfigError(f"experiment file {name_or_path!r} does not exist")
+        return candidate
+    shipped = resources.files("pipelines.experiments") / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        raise ConfigError(
+            f"experiment {name_or_path!r} is neither a shipped experiment nor a YAML file; "
+            f"shipped: {', '.join(shipped_experiments())}"
+        )
+    return Path(str(shipped))
+
+
+def load_experiments(name_or_path: str, overrides: list[str] = ()) -> list[ExperimentConfig]:
+    """Every experiment a file names (one, or a suite's list), with overrides applied."""
+    raw = _read_yaml(experiment_path(name_or_path))
+    if "experiments" in raw:
+        unknown = set(raw) - {"experiments", "description", "overrides"}
+        if unknown:
+            raise ConfigError(
+                f"suite {name_or_path!r} has unknown key(s) {', '.join(sorted(unknown))}; "
+                "allowed: experiments, description, overrides"
+            )
+        shared = [str(item) for item in raw.get("overrides") or []]
+        configs: list[ExperimentConfig] = []
+        for member in raw["experiments"] or []:
+            name, own = _suite_member(member, name_or_path)
+            configs.extend(load_experiments(name, [*shared, *own, *overrides]))
+        return configs
+    return [resolve(raw, overrides, source=name_or_path)]
+
+
+def _suite_member(member: Any, suite: str) -> tuple[str, list[str]]:
+    """A suite entry: `name`, or `{experiment: name, overrides: [key=value, ...]}`."""
+    if isinstance(member, str):
+        return member, []
+    if (
+        isinstance(member, dict)
+        and isinstance(member.get("experiment"), str)
+        and set(member) <= {"experiment", "overrides"}
+    ):
+        return member["experiment"], [str(item) for item in member.get("overrides") or []]
+    raise ConfigError(
+        f"suite {suite!r} entry {member!r} is not allowed; give a name or "
+        "{experiment: NAME, overrides: [key=value, ...]}"
+    )
+
+
+def load_experiment(name_or_path: str, overrides: list[str] = ()) -> ExperimentConfig:
+    """Exactly one experiment; a suite is an error here."""
+    configs = load_experiments(name_or_path, overrides)
+    if len(configs) != 1:
+        names = ", ".join(config.name for config in configs)
+        raise ConfigError(f"{name_or_path!r} is a suite of {len(configs)} experiments ({names}); name one")
+    return configs[0]
+
+
+def resolve(raw: dict[str, Any], overrides: list[str] = (), source: str = "config") -> ExperimentConfig:
+    """Validate a raw config dict after applying dotted overrides."""
+    tree = copy.deepcopy(raw)
+    parsed = [parse_override(item) for item in overrides]
+    overridden_model_keys = {path[1] for path, _ in parsed if len(path) > 1 and path[0] == "model"}
+    for path, value in parsed:
+        if path == ["model", "architecture"] and isinstance(tree.get("model"), dict):
+            if tree["model"].get("architecture") != value:
+                # Another architecture's hyper-parameters would be unknown keys: keep only those
+                # the command line sets.
+                tree["model"] = {
+                    key: item for key, item in tree["model"].items() if key in overridden_model_keys
+                }
+        _set_path(tree, path, value)
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`train.epochs=3` -> (["train", "epochs"], 3); values are read as YAML."""
+    key, separator, text = item.partition("=")
+    if not separator or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r} is not of the form key.path=value (e.g. train.epochs=3)")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key.strip().split("."), value
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {part!r} holds a value, not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"experiment file {str(path)!r} is not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"experiment file {str(path)!r} must hold a mapping of sections")
+    return loaded
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    """One line per problem: the field, the bad value, what is allowed."""
+    lines = []
+    for problem in error.errors():
+        field, model = _field_and_model(problem["loc"])
+        value = problem.get("input")
+        if problem["type"] == "extra_forbidden":
+            allowed = ", ".join(sorted(model.model_fields)) if model else "see the README"
+            lines.append(f"{field}: unknown key; allowed keys: {allowed}")
+        elif problem["type"] == "missing":
+            lines.append(f"{field}: missing; it is required")
+        elif problem["type"] == "union_tag_invalid":
+            tags = problem.get("ctx", {}).get("expected_tags", "")
+            lines.append(
+                f"{field}.architecture: {value.get('architecture')!r} is not allowed; allowed: {tags}"
+                if isinstance(value, dict)
+                else f"{field}: {value!r} is not allowed; allowed architectures: {tags}"
+            )
+        elif problem["type"] == "union_tag_not_found":
+            lines.append(f"{field}.architecture: missing; it is required")
+        else:
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"{field}: {value!r} is not allowed: {message}")
+    return f"invalid experiment config ({source}):\n  " + "\n  ".join(lines)
+
+
+def _field_and_model(loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
+    """Dotted field name of a pydantic error location, and the model that holds its last key."""
+    parts: list[str] = []
+    for index, part in enumerate(loc):
+        if isinstance(part, int) and parts:
+            parts[-1] = f"{parts[-1]}[{part}]"
+        elif index == 1 and loc[0] == "model" and _tag_model(part) is not None:
+            continue  # the discriminated-union tag pydantic inserts, not a key of the user's
+        else:
+            parts.append(str(part))
+    return ".".join(parts) or "config", _holder_model(loc)
+
+
+def _holder_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model in which the last element of `loc` is (or would be) a key."""
+    model: type[BaseModel] | None = ExperimentConfig
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            model = _tag_model(part)
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif str(part) == "model":
+            model = None  # resolved by the tag that follows
+        else:
+            model = None
+    return model
+
+
+def _tag_model(tag: Any) -> type[BaseModel] | None:
+    return {"mlp": MLPConfig, "cnn": CNNConfig}.get(str(tag))

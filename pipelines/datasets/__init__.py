@@ -1,0 +1,1 @@
+"""The embedded TFDS builders: importing a module registers its dataset with TFDS."""

@@ -1,0 +1,95 @@
+"""Sample-quality scores for generative models, from features or class probabilities (numpy only).
+
+`frechet_distance` is the formula behind FID, `classifier_score` the one behind the Inception
+score; the caller chooses the feature extractor or classifier (e.g. a classifier trained on the
+same dataset), so these functions stay pure and framework-free.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.special
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float = 1e-6) -> float:
+    """Fréchet distance between Gaussians fitted to two `(samples, features)` sets.
+
+    d² = |μ_a - μ_b|² + Tr(Σ_a + Σ_b - 2 (Σ_a Σ_b)^½). A singular product gets `eps` added to
+    both diagonals, and the tiny imaginary part that `sqrtm` leaves from round-off is dropped.
+    """
+    features_a = _as_feature_matrix(features_a, "features_a")
+    features_b = _as_feature_matrix(features_b, "features_b")
+    if features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(
+            f"features_a has {features_a.shape[1]} features and features_b "
+            f"{features_b.shape[1]}; both need the same number"
+        )
+    mean_a, mean_b = features_a.mean(axis=0), features_b.mean(axis=0)
+    covariance_a = np.atleast_2d(np.cov(features_a, rowvar=False))
+    covariance_b = np.atleast_2d(np.cov(features_b, rowvar=False))
+
+    covariance_root = scipy.linalg.sqrtm(covariance_a @ covariance_b)
+    if not np.isfinite(covariance_root).all():
+        offset = np.eye(covariance_a.shape[0]) * eps
+        covariance_root = scipy.linalg.sqrtm((covariance_a + offset) @ (covariance_b + offset))
+    if np.iscomplexobj(covariance_root):
+        largest_imaginary = np.abs(covariance_root.imag).max()
+        if largest_imaginary > 1e-3 * max(1.0, np.abs(covariance_root.real).max()):
+            raise ValueError(
+                f"the covariance square root has an imaginary part of {largest_imaginary:.3g}; "
+                "the feature sets are too small or degenerate for a Fréchet distance"
+            )
+        covariance_root = covariance_root.real
+
+    difference = mean_a - mean_b
+    distance = (
+        difference @ difference
+        + np.trace(covariance_a)
+        + np.trace(covariance_b)
+        - 2.0 * np.trace(covariance_root)
+    )
+    # Round-off can leave a distance of identical sets a hair below zero.
+    return float(max(distance, 0.0))
+
+
+def classifier_score(probabilities: np.ndarray) -> float:
+    """exp(E_x KL(p(y|x) || p(y))) for `(samples, classes)` probabilities; from 1 up to classes.
+
+    It is highest when each sample is confidently one class and the classes are evenly used.
+    """
+    probabilities = _as_probabilities(probabilities)
+    marginal = probabilities.mean(axis=0, keepdims=True)
+    # rel_entr treats 0 log 0 as 0, so one-hot predictions need no epsilon.
+    divergences = scipy.special.rel_entr(probabilities, marginal).sum(axis=1)
+    return float(np.exp(divergences.mean()))
+
+
+def conditional_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Share of samples whose most probable class is the label they were generated for."""
+    probabilities = _as_probabilities(probabilities)
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape[0] != probabilities.shape[0]:
+        raise ValueError(
+            f"labels has {labels.shape[0]} entries for {probabilities.shape[0]} rows of "
+            "probabilities; give one label per row"
+        )
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def _as_feature_matrix(features: np.ndarray, name: str) -> np.ndarray:
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim == 1:
+        features = features[:, None]
+    if features.ndim != 2 or features.shape[0] < 2:
+        raise ValueError(f"{name} has shape {features.shape}; allowed: (samples, features) with 2+ samples")
+    return features
+
+
+def _as_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[0] == 0:
+        raise ValueError(f"probabilities has shape {probabilities.shape}; allowed: (samples, classes)")
+    if (probabilities < 0).any():
+        raise ValueError("probabilities has negative entries; allowed: values in [0, 1]")
+    return probabilities

@@ -1,0 +1,82 @@
+"""Matplotlib figures the stages log to MLflow: learning curves, confusion matrix, sample grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _figure(width: float, height: float) -> Figure:
+    # The object-oriented API needs no GUI backend and no global pyplot state.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def learning_curves(history: dict[str, Sequence[float]]) -> Figure:
+    """One panel per metric, train and validation curves against the epoch."""
+    metrics = [name for name in history if not name.startswith("val_") and name != "learning_rate"]
+    figure = _figure(4.5 * max(1, len(metrics)), 3.5)
+    axes = figure.subplots(1, max(1, len(metrics)), squeeze=False)[0]
+    for axis, name in zip(axes, metrics, strict=False):
+        epochs = np.arange(1, len(history[name]) + 1)
+        axis.plot(epochs, history[name], marker="o", label="train")
+        if f"val_{name}" in history:
+            axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
+        axis.set_xlabel("epoch")
+        axis.set_title(name)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    return figure
+
+
+def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
+    """Counts of true (rows) against predicted (columns) classes."""
+    size = max(4.0, 0.5 * len(class_names) + 2)
+    figure = _figure(size, size)
+    axis = figure.subplots()
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, shrink=0.8)
+    ticks = np.arange(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, column), count in np.ndenumerate(matrix):
+        axis.text(
+            column,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if count > threshold else "black",
+        )
+    return figure
+
+
+def sample_grid(x: np.ndarray, titles: Sequence[str], columns: int = 8, title: str = "") -> Figure:
+    """Examples as a grid: images shown as pictures, sequences as line plots."""
+    count = len(x)
+    rows = int(np.ceil(count / columns))
+    figure = _figure(1.6 * columns, 1.5 * rows + 0.4)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.set_axis_off()
+        if index >= count:
+            continue
+        example = np.asarray(x[index])
+        if example.ndim == 3:
+            axis.imshow(example.squeeze(-1) if example.shape[-1] == 1 else example, cmap="gray_r")
+        else:
+            axis.plot(example.reshape(len(example), -1))
+        axis.set_title(titles[index], fontsize=8)
+    if title:
+        figure.suptitle(title)
+    return figure

@@ -1,0 +1,134 @@
+"""Train: build the model, fit it with MLflow logging, log curves, summary and the model."""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+
+import keras
+import mlflow
+
+import models
+from pipelines import plots, tracking
+from pipelines.callbacks import MlflowEpochLogger
+from pipelines.config import ExperimentConfig, TrainConfig
+from pipelines.data import as_tf_dataset
+from pipelines.stages.results import PrepareResult, TrainResult
+
+INPUT_EXAMPLE_SIZE = 4
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+def train_stage(config: ExperimentConfig, prepared: PrepareResult) -> TrainResult:
+    """Fit the configured architecture on the prepared data inside a `train` run."""
+    dataset = prepared.dataset
+    keras.utils.set_random_seed(config.seed)
+    model = models.build(config.architecture, dataset.spec, **config.hparams())
+    train_split, validation_split = dataset.splits["train"], dataset.splits["validation"]
+    batch_size = config.train.batch_size
+    steps_per_epoch = math.ceil(len(train_split) / batch_size)
+    compile_model(model, config.train, dataset.spec.task, steps_per_epoch)
+
+    tags = {
+        "prepare_run_id": prepared.run_id,
+        "dataset_digest": dataset.digest,
+        "data_hash": config.section_hash("data"),
+    }
+    with tracking.stage_run(config, "train", tags) as run:
+        tracking.log_params(
+            {
+                **config.flat_params(),
+                "parameter_count": model.count_params(),
+                "prepare_run_id": prepared.run_id,
+            }
+        )
+        mlflow.log_text(model_summary(model), "model_summary.txt")
+        logger = MlflowEpochLogger(samples_per_epoch=len(train_split))
+        started = time.perf_counter()
+        history = model.fit(
+            as_tf_dataset(train_split, batch_size, shuffle=True, seed=config.seed, train=config.train),
+            validation_data=as_tf_dataset(validation_split, batch_size),
+            epochs=config.train.epochs,
+            callbacks=[keras.callbacks.TerminateOnNaN(), logger],
+            shuffle=False,  # the tf.data pipeline shuffles, seeded
+            verbose=2,
+        ).history
+        seconds = time.perf_counter() - started
+        losses = history.get("loss", [])
+        if not losses or not all(math.isfinite(value) for value in losses):
+            raise NonFiniteLossError(
+                f"training loss became {losses[-1] if losses else 'undefined'}; "
+                "lower train.learning_rate or set train.clipnorm"
+            )
+        mlflow.log_metrics(
+            {
+                "train_seconds": seconds,
+                "samples_per_second_mean": sum(logger.throughputs) / len(logger.throughputs),
+            }
+        )
+        mlflow.log_figure(plots.learning_curves(history), "learning_curves.png")
+        model_uri = tracking.log_keras_model(model, train_split.x[:INPUT_EXAMPLE_SIZE])
+        mlflow.set_tag("model_uri", model_uri)
+    return TrainResult(run_id=run.info.run_id, model_uri=model_uri, model=model, history=history)
+
+
+def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_epoch: int) -> None:
+    """Compile with the configured optimizer, schedule and the task's loss and metrics."""
+    total_steps = max(1, steps_per_epoch * train.epochs)
+    schedule = learning_rate_schedule(train, total_steps)
+    optimizer = {
+        "adam": lambda: keras.optimizers.Adam(schedule, clipnorm=train.clipnorm),
+        "adamw": lambda: keras.optimizers.AdamW(
+            schedule, weight_decay=train.weight_decay, clipnorm=train.clipnorm
+        ),
+        "sgd": lambda: keras.optimizers.SGD(schedule, momentum=0.9, clipnorm=train.clipnorm),
+        "rmsprop": lambda: keras.optimizers.RMSprop(schedule, clipnorm=train.clipnorm),
+    }[train.optimizer]()
+    if task == "classification":
+        loss, metrics = keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]
+    else:
+        loss, metrics = (
+            keras.losses.MeanSquaredError(),
+            [keras.metrics.MeanAbsoluteError(name="mae")],
+        )
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
+        jit_compile=train.jit_compile,
+        steps_per_execution=train.steps_per_execution,
+    )
+
+
+def learning_rate_schedule(
+    train: TrainConfig, total_steps: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """Constant, or linear warm-up then cosine decay to zero over the whole run."""
+    warmup_steps = int(train.warmup_fraction * total_steps)
+    if train.schedule == "constant" and warmup_steps == 0:
+        return train.learning_rate
+    if train.schedule == "constant":
+        return keras.optimizers.schedules.CosineDecay(
+            0.0,
+            decay_steps=1,
+            alpha=1.0,
+            warmup_target=train.learning_rate,
+            warmup_steps=warmup_steps,
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else train.learning_rate,
+        decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=train.learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
+def model_summary(model: keras.Model) -> str:
+    """The text of `model.summary()`."""
+    buffer = io.StringIO()
+    model.summary(print_fn=lambda line, **_: buffer.write(line + "\n"))
+    return buffer.getvalue()

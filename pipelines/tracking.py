@@ -1,0 +1,247 @@
+"""The only module that knows MLflow's URIs and layout: store, runs, tags, links, models."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import tempfile
+import traceback
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+from mlflow.entities import RunStatus
+
+from pipelines.config import ConfigError, ExperimentConfig, resolve
+
+if TYPE_CHECKING:
+    import keras
+    from mlflow.entities import Run
+
+LOCAL_STORE_DIR = Path("mlruns")
+DEFAULT_UI_PORT = 5000
+CONFIG_ARTIFACT = "config.yaml"
+MODEL_NAME = "model"
+# Requirements written into every logged model: MLflow's own inference of them loads the model
+# in a subprocess and costs seconds per run.
+_MODEL_REQUIREMENTS = ("tensorflow-cpu", "keras", "mlflow")
+
+
+def local_store_uri(store_dir: Path = LOCAL_STORE_DIR) -> str:
+    """The sqlite URI of a local store folder (`mlruns/` by default)."""
+    return f"sqlite:///{store_dir.resolve() / 'mlflow.db'}"
+
+
+def tracking_uri(config: ExperimentConfig | None = None) -> str:
+    """`tracking.uri`, else MLFLOW_TRACKING_URI, else the local sqlite store under `mlruns/`."""
+    if config is not None and config.tracking.uri:
+        return config.tracking.uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_store_uri()
+
+
+def configure(config: ExperimentConfig | None = None) -> str:
+    """Point MLflow at the store for `config` (creating a local one if needed); return its URI."""
+    uri = tracking_uri(config)
+    store = _local_store_dir(uri)
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def experiment_id(config: ExperimentConfig) -> str:
+    """The MLflow experiment of `config` (created on first use; artifacts beside a local db)."""
+    name = config.tracking.experiment or config.name
+    client = mlflow.MlflowClient()
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    store = _local_store_dir(mlflow.get_tracking_uri())
+    location = (store / "artifacts").resolve().as_uri() if store is not None else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our lookup and create.
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def base_tags(config: ExperimentConfig, stage: str) -> dict[str, str]:
+    """Tags every run carries: stage, architecture, dataset, git commit, config hash."""
+    return {
+        "stage": stage,
+        "architecture": config.architecture,
+        "dataset": config.data.name,
+        "git_commit": git_commit(),
+        "config_hash": config.section_hash(),
+        "experiment": config.name,
+    }
+
+
+@contextlib.contextmanager
+def stage_run(config: ExperimentConfig, stage: str, tags: dict[str, str] | None = None) -> Iterator[Run]:
+    """Open the MLflow run of one stage (nested under an active pipeline run, if any).
+
+    An exception marks the run FAILED with the reason as a tag and the traceback as an
+    artifact; Ctrl-C marks it KILLED. The exception is re-raised either way.
+    """
+    parent = mlflow.active_run()
+    run_name = config.name if stage == "pipeline" else f"{config.name}/{stage}"
+    all_tags = base_tags(config, stage)
+    if parent is not None:
+        all_tags["pipeline_run_id"] = parent.info.run_id
+    all_tags.update(tags or {})
+    run = mlflow.start_run(
+        experiment_id=experiment_id(config),
+        run_name=run_name,
+        nested=parent is not None,
+        tags=all_tags,
+    )
+    try:
+        mlflow.log_text(config.to_yaml(), CONFIG_ARTIFACT)
+        yield run
+    except KeyboardInterrupt:
+        _end_with(run, RunStatus.KILLED, "interrupted (Ctrl-C)")
+        raise
+    except BaseException as error:
+        _end_with(run, RunStatus.FAILED, f"{type(error).__name__}: {error}")
+        raise
+    else:
+        mlflow.flush_async_logging()
+        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def _end_with(run: Run, status: int, reason: str) -> None:
+    """Record why a run stopped, then close it with `status`."""
+    with contextlib.suppress(Exception):
+        mlflow.flush_async_logging()
+        mlflow.set_tag("error", reason[:5000])
+        mlflow.log_text(traceback.format_exc(), "error/traceback.txt")
+    mlflow.end_run(RunStatus.to_string(status))
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log params, truncating values longer than MLflow accepts."""
+    limit = 6000
+    mlflow.log_params({key: str(value)[:limit] for key, value in params.items()})
+
+
+def log_keras_model(model: keras.Model, input_example: Any) -> str:
+    """Log a Keras model with signature and input example to the active run; return its URI."""
+    info = mlflow.tensorflow.log_model(
+        model,
+        name=MODEL_NAME,
+        input_example=input_example,
+        pip_requirements=_pinned_requirements(),
+    )
+    return info.model_uri
+
+
+def load_keras_model(model_uri: str) -> keras.Model:
+    """The Keras model behind an MLflow model URI (`models:/...` or `runs:/...`)."""
+    return mlflow.tensorflow.load_model(model_uri)
+
+
+def get_run(run_id: str) -> Run:
+    """A run by id, with a user-facing error when it does not exist."""
+    try:
+        return mlflow.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise ConfigError(
+            f"run {run_id!r} does not exist in the tracking store {mlflow.get_tracking_uri()}"
+        ) from None
+
+
+def train_run_model_uri(run: Run) -> str:
+    """The URI of the model a finished train run logged."""
+    if run.data.tags.get("stage") != "train":
+        raise ConfigError(
+            f"run {run.info.run_id!r} is a {run.data.tags.get('stage', 'non-deeparch')!r} run; "
+            "give the id of a train run"
+        )
+    if run.info.status != "FINISHED":
+        raise ConfigError(f"train run {run.info.run_id!r} is {run.info.status}, not FINISHED")
+    uri = run.data.tags.get("model_uri")
+    if not uri:
+        raise ConfigError(f"train run {run.info.run_id!r} has no logged model")
+    return uri
+
+
+def run_config(run: Run) -> ExperimentConfig:
+    """The resolved config a run logged as its `config.yaml` artifact."""
+    import yaml
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path=CONFIG_ARTIFACT, dst_path=folder
+        )
+        raw = yaml.safe_load(Path(path).read_text())
+    return resolve(raw, source=f"run {run.info.run_id}")
+
+
+def run_url(run: Run, ui_base: str | None = None) -> str:
+    """Link to the run in the MLflow UI (the local `deeparch ui` address by default)."""
+    base = ui_base or ui_base_url()
+    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+def experiment_url(experiment: str, ui_base: str | None = None) -> str:
+    """Link to an experiment's training-runs table (MLflow 3 otherwise opens a GenAI page)."""
+    base = ui_base or ui_base_url()
+    return f"{base}/#/experiments/{experiment}/runs"
+
+
+def ui_base_url() -> str:
+    """Where the UI for the current store lives: the tracking server, or a local `deeparch ui`."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return f"http://127.0.0.1:{DEFAULT_UI_PORT}"
+
+
+def ui_command(uri: str | None = None) -> list[str]:
+    """The `mlflow ui` command line that opens a local store, bound to 127.0.0.1."""
+    uri = uri or tracking_uri()
+    command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1"]
+    store = _local_store_dir(uri)
+    if store is not None:
+        command += ["--default-artifact-root", (store / "artifacts").resolve().as_uri()]
+    return command + ["--port", str(DEFAULT_UI_PORT)]
+
+
+@contextlib.contextmanager
+def temporary_artifact_dir() -> Iterator[Path]:
+    """A scratch folder for files that are logged and then dropped."""
+    with tempfile.TemporaryDirectory(prefix="deeparch-") as folder:
+        yield Path(folder)
+
+
+@functools.cache
+def git_commit() -> str:
+    """The commit of the working directory's git repository, or 'unknown'."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        return result.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _local_store_dir(uri: str) -> Path | None:
+    """The folder of a local sqlite store, None for a server or another database."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return Path(uri[len(prefix) :]).parent
+
+
+def _pinned_requirements() -> list[str]:
+    pins = []
+    for name in _MODEL_REQUIREMENTS:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            pins.append(f"{name}=={metadata.version(name)}")
+    return pins

@@ -1,0 +1,88 @@
+"""Configs: YAML + dotted overrides, and bad input rejected with exit 2 before any run."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.config import (
+    ConfigError,
+    load_experiment,
+    load_experiments,
+    parse_override,
+    shipped_experiments,
+)
+
+from .conftest import all_runs
+
+
+def test_overrides_are_read_as_yaml_values():
+    config = load_experiment(
+        "cnn-digits", ["train.epochs=3", "model.filters=[16,32]", "train.learning_rate=3e-3"]
+    )
+    assert config.train.epochs == 3
+    assert config.model.filters == [16, 32]
+    assert config.train.learning_rate == pytest.approx(3e-3)
+
+
+def test_changing_architecture_drops_the_old_architectures_keys():
+    config = load_experiment("mlp-digits", ["model.architecture=cnn", "model.filters=[8]"])
+    assert config.architecture == "cnn"
+    assert config.model.filters == [8]
+
+
+def test_default_suite_lists_every_shipped_family_on_both_datasets():
+    configs = load_experiments("default")
+    pairs = {(c.architecture, c.data.name) for c in configs}
+    assert {("mlp", "digits"), ("cnn", "digits"), ("mlp", "mnist1d"), ("cnn", "mnist1d")} <= pairs
+
+
+def test_every_shipped_experiment_is_valid():
+    for name in shipped_experiments():
+        assert load_experiments(name)
+
+
+def test_user_yaml_path_is_accepted(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\ndata: {name: digits}\nmodel: {architecture: mlp, units: [8]}\n")
+    assert load_experiment(str(path)).model.units == [8]
+
+
+def test_config_hash_changes_with_any_value():
+    base = load_experiment("mlp-digits")
+    assert base.section_hash() == load_experiment("mlp-digits").section_hash()
+    assert base.section_hash() != load_experiment("mlp-digits", ["seed=1"]).section_hash()
+    assert base.section_hash("data") == load_experiment("mlp-digits", ["seed=1"]).section_hash("data")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["model.architecture=transformer"], ["model.architecture", "'transformer'", "mlp"]),
+        (["data.name=no_such_dataset"], ["data.name", "'no_such_dataset'", "digits, mnist1d"]),
+        (["train.epoch=3"], ["train.epoch", "unknown key", "epochs"]),
+        (["train.epochs=many"], ["train.epochs", "'many'", "integer"]),
+        (["train.epochs=-1"], ["train.epochs", "-1", "greater than 0"]),
+        (["model.units=[64,-2]"], ["model.units[1]", "-2", "greater than 0"]),
+        (["model.activation=softplus"], ["model.activation", "'softplus'", "'relu'"]),
+        (["epochs"], ["'epochs'", "key.path=value"]),
+    ],
+)
+def test_invalid_config_exits_2_naming_field_value_and_allowed(store, cli, overrides, expected):
+    status, _, error = cli("run", "-e", "mlp-digits", *overrides)
+    assert status == 2
+    for fragment in expected:
+        assert fragment in error
+    assert "Traceback" not in error
+    assert all_runs(store) == []
+
+
+def test_unknown_experiment_lists_shipped_ones(store, cli):
+    status, _, error = cli("train", "-e", "no-such-experiment")
+    assert status == 2
+    assert "mlp-digits" in error
+
+
+def test_parse_override_rejects_missing_value_separator():
+    with pytest.raises(ConfigError):
+        parse_override("train.epochs")
+    assert parse_override("model.units=[1,2]") == (["model", "units"], [1, 2])
