@@ -91,22 +91,28 @@ def load_dataset(config: DataConfig) -> LoadedDataset:
     else:
         _ensure_downloadable(config)
     try:
-        arrays, info = tfds.load(
+        train, info = tfds.load(
             config.name,
-            split=None,
+            split="train",
             data_dir=config.data_dir,
-            batch_size=-1,
             as_supervised=True,
             with_info=True,
             download=config.download or embedded,
         )
-    except (AssertionError, OSError) as error:
+        others = [name for name in ("validation", "test") if name in info.splits] or ["test"]
+        raw = {"train": _as_arrays(train)}
+        for name in others:
+            raw[name] = _as_arrays(
+                tfds.load(
+                    config.name, split=name, data_dir=config.data_dir, as_supervised=True, download=False
+                )
+            )
+    except (AssertionError, OSError, ValueError) as error:
         raise DataError(
             f"dataset {config.name!r} could not be loaded from data_dir "
             f"{config.data_dir or '(TFDS default)'} ({_first_line(error)}); embedded datasets "
             f"that need no network: {', '.join(EMBEDDED_DATASETS)}"
         ) from None
-    raw = {name: (np.asarray(x), np.asarray(y)) for name, (x, y) in tfds.as_numpy(arrays).items()}
     splits = _train_validation_test(raw, config.validation_fraction)
     if config.max_examples:
         splits = {
@@ -172,6 +178,19 @@ def _sequence_augmenter(max_shift: int, max_scale: float, seed: int):
         return x * scales, y
 
     return augment
+
+
+def _as_arrays(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """A supervised tf.data split as two stacked arrays."""
+    import tensorflow_datasets as tfds
+
+    xs, ys = [], []
+    for x, y in tfds.as_numpy(dataset.batch(4096)):
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise DataError("a split of the dataset is empty")
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _train_validation_test(

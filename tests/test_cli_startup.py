@@ -13,7 +13,8 @@ try:
 except SystemExit as exit_:
     status = exit_.code
 assert status == 0, status
-heavy = sorted(name for name in ("tensorflow", "keras", "mlflow", "tensorflow_datasets") if name in sys.modules)
+HEAVY_MODULES = ("tensorflow", "keras", "mlflow", "tensorflow_datasets")
+heavy = sorted(name for name in HEAVY_MODULES if name in sys.modules)
 print("HEAVY:", heavy)
 """
 

@@ -1,0 +1,77 @@
+"""Datasets through TFDS: the embedded builders offline, the catalog with mock data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.config import DataConfig, TrainConfig
+from pipelines.data import DataError, Split, as_tf_dataset, load_dataset
+
+
+def test_digits_has_fixed_disjoint_splits_of_8x8_images():
+    dataset = load_dataset(DataConfig(name="digits"))
+    assert dataset.sizes() == {"train": 1258, "validation": 270, "test": 269}
+    assert dataset.spec.input_shape == (8, 8, 1)
+    assert dataset.spec.num_classes == 10
+    x = dataset.splits["train"].x
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    rows = {name: {s.tobytes() for s in split.x} for name, split in dataset.splits.items()}
+    assert not rows["train"] & rows["test"]
+    assert dataset.digest == load_dataset(DataConfig(name="digits")).digest
+
+
+def test_mnist1d_test_split_is_exactly_the_published_one_and_validation_comes_from_train():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    published = make_dataset(get_dataset_args())
+    dataset = load_dataset(DataConfig(name="mnist1d"))
+    assert dataset.sizes() == {"train": 3600, "validation": 400, "test": 1000}
+    assert dataset.spec.input_shape == (40,)
+
+    def as_rows(x, y):
+        return sorted(zip((row.astype(np.float32).tobytes() for row in x), y.tolist(), strict=True))
+
+    assert as_rows(dataset.splits["test"].x, dataset.splits["test"].y) == as_rows(
+        published["x_test"], published["y_test"]
+    )
+    train_and_validation = np.concatenate([dataset.splits["train"].x, dataset.splits["validation"].x])
+    assert as_rows(
+        train_and_validation, np.concatenate([dataset.splits["train"].y, dataset.splits["validation"].y])
+    ) == as_rows(published["x"], published["y"])
+
+
+def test_max_examples_caps_every_split():
+    dataset = load_dataset(DataConfig(name="mnist1d", max_examples=50))
+    assert set(dataset.sizes().values()) == {50}
+
+
+def test_catalog_dataset_loads_through_tfds_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=24):
+        dataset = load_dataset(DataConfig(name="mnist", download=False))
+    assert dataset.source == "tfds-catalog"
+    assert dataset.spec.input_shape == (28, 28, 1)
+    assert dataset.spec.num_classes == 10
+    assert set(dataset.splits) == {"train", "validation", "test"}
+    assert len(dataset.splits["train"]) + len(dataset.splits["validation"]) == 24
+
+
+def test_catalog_dataset_that_cannot_be_fetched_fails_fast_listing_embedded_ones(tmp_path):
+    with pytest.raises(DataError) as error:
+        load_dataset(DataConfig(name="mnist", download=False, data_dir=str(tmp_path)))
+    assert "mnist" in str(error.value)
+    assert "digits, mnist1d" in str(error.value)
+
+
+def test_augmentation_touches_only_the_shuffled_training_pipeline():
+    x = np.tile(np.arange(10, dtype=np.float32), (8, 1))
+    split = Split(x, np.zeros(8, dtype=np.int32))
+    train = TrainConfig(augment_shift=3, augment_scale=0.2)
+    ((augmented, _),) = as_tf_dataset(split, 8, shuffle=True, seed=1, train=train).take(1)
+    ((plain, _),) = as_tf_dataset(split, 8, train=train).take(1)
+    np.testing.assert_array_equal(plain.numpy(), x)
+    assert not np.allclose(np.sort(augmented.numpy(), axis=1), np.sort(x, axis=1)) or not np.array_equal(
+        augmented.numpy(), x
+    )

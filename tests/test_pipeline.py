@@ -1,0 +1,160 @@
+"""The pipeline through the CLI: each stage alone, `run` end to end, failures, repeatability."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from .conftest import TINY, all_runs
+
+
+def _runs_by_stage(uri: str) -> dict[str, list]:
+    runs: dict[str, list] = {}
+    for run in all_runs(uri):
+        runs.setdefault(run.data.tags.get("stage"), []).append(run)
+    return runs
+
+
+def test_run_logs_one_parent_with_a_nested_child_per_stage(store, cli):
+    status, output, _ = cli("run", "-e", "mlp-digits", *TINY)
+    assert status == 0
+    runs = _runs_by_stage(store)
+    assert {stage: len(found) for stage, found in runs.items()} == {
+        "pipeline": 1,
+        "prepare": 1,
+        "train": 1,
+        "evaluate": 1,
+        "export": 1,
+    }
+    parent = runs["pipeline"][0]
+    assert parent.info.run_name == "mlp-digits"
+    assert parent.info.status == "FINISHED"
+    for stage in ("prepare", "train", "evaluate", "export"):
+        child = runs[stage][0]
+        assert child.info.run_name == f"mlp-digits/{stage}"
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["pipeline_run_id"] == parent.info.run_id
+        for tag in ("architecture", "dataset", "git_commit", "config_hash"):
+            assert child.data.tags[tag]
+        assert child.data.tags["architecture"] == "mlp" and child.data.tags["dataset"] == "digits"
+    train, evaluate, export = runs["train"][0], runs["evaluate"][0], runs["export"][0]
+    assert train.data.tags["prepare_run_id"] == runs["prepare"][0].info.run_id
+    assert evaluate.data.tags["train_run_id"] == train.info.run_id
+    assert export.data.tags["train_run_id"] == train.info.run_id
+    # The summary table names the run, the score and where the SavedModel went.
+    assert parent.info.run_id in output and "test accuracy" in output
+    assert Path(export.data.tags["export_path"]).is_dir()
+    assert f"#/experiments/{parent.info.experiment_id}/runs" in output
+
+
+def test_stages_log_what_the_design_table_says(store, cli):
+    assert cli("run", "-e", "mlp-digits", *TINY)[0] == 0
+    runs = _runs_by_stage(store)
+    client = mlflow.MlflowClient(store)
+
+    prepare = runs["prepare"][0]
+    assert prepare.data.params["dataset.name"] == "digits"
+    assert prepare.data.params["dataset.size.train"] == "200"
+    assert "class_count.train.0" in prepare.data.metrics
+    assert {i.dataset.name for i in prepare.inputs.dataset_inputs} == {
+        "digits-train",
+        "digits-validation",
+        "digits-test",
+    }
+    assert "samples.png" in {a.path for a in client.list_artifacts(prepare.info.run_id)}
+
+    train = runs["train"][0]
+    assert train.data.params["train.epochs"] == "1"
+    assert train.data.params["model.units"] == "[128, 64]"
+    assert int(train.data.params["parameter_count"]) > 0
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "samples_per_second"):
+        assert metric in train.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(train.info.run_id)}
+    assert {"config.yaml", "learning_curves.png", "model_summary.txt"} <= artifacts
+    model = mlflow.pyfunc.load_model(train.data.tags["model_uri"])
+    assert model.metadata.signature is not None
+    assert model.metadata.saved_input_example_info is not None
+
+    evaluate = runs["evaluate"][0]
+    for metric in ("test_loss", "test_accuracy", "test_macro_f1"):
+        assert metric in evaluate.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(evaluate.info.run_id)}
+    assert {"confusion_matrix.png", "per_class.json"} <= artifacts
+
+    export = runs["export"][0]
+    assert export.data.metrics["parity_max_abs_diff"] <= 1e-5
+    assert "saved_model" in {a.path for a in client.list_artifacts(export.info.run_id)}
+
+
+def test_each_stage_runs_alone_from_an_earlier_run(store, cli, tmp_path):
+    status, output, _ = cli("prepare", "-e", "cnn-mnist1d", *TINY)
+    assert status == 0 and "prepared mnist1d" in output
+
+    status, output, _ = cli("train", "-e", "cnn-mnist1d", *TINY)
+    assert status == 0
+    runs = _runs_by_stage(store)
+    assert len(runs["prepare"]) == 1, "train reuses the finished prepare run of the same data"
+    train = runs["train"][0]
+    assert train.data.tags["prepare_run_id"] == runs["prepare"][0].info.run_id
+
+    status, output, _ = cli("evaluate", "--run", train.info.run_id)
+    assert status == 0 and "test_accuracy" in output
+    status, output, _ = cli("export", "--run", train.info.run_id, "--out", str(tmp_path / "served"))
+    assert status == 0
+    assert (tmp_path / "served" / "saved_model.pb").is_file()
+    runs = _runs_by_stage(store)
+    assert runs["evaluate"][0].data.tags["train_run_id"] == train.info.run_id
+    assert "mlflow.parentRunId" not in runs["evaluate"][0].data.tags
+
+
+def test_evaluate_rejects_a_run_that_is_not_a_train_run(store, cli):
+    assert cli("prepare", "-e", "mlp-digits", *TINY)[0] == 0
+    prepare = _runs_by_stage(store)["prepare"][0]
+    status, _, error = cli("evaluate", "--run", prepare.info.run_id)
+    assert status == 2 and "give the id of a train run" in error
+    status, _, error = cli("export", "--run", "0" * 32)
+    assert status == 2 and "does not exist" in error
+
+
+def test_exported_saved_model_reloads_in_another_process_with_parity(store, cli, tmp_path):
+    assert cli("run", "-e", "cnn-digits", *TINY, "--out", str(tmp_path / "export"))[0] == 0
+    train = _runs_by_stage(store)["train"][0]
+    keras_model = mlflow.tensorflow.load_model(train.data.tags["model_uri"])
+    batch = np.random.default_rng(0).random((5, 8, 8, 1), dtype=np.float32)
+    np.save(tmp_path / "batch.npy", batch)
+    np.save(tmp_path / "expected.npy", np.asarray(keras_model(batch)))
+    script = f"""
+import json, numpy as np, tensorflow as tf
+loaded = tf.saved_model.load({str(tmp_path / "export")!r})
+serve = loaded.signatures["serving_default"]
+(name,) = serve.structured_input_signature[1]
+(out,) = serve(**{{name: tf.constant(np.load({str(tmp_path / "batch.npy")!r}))}}).values()
+print(json.dumps(float(np.abs(out.numpy() - np.load({str(tmp_path / "expected.npy")!r})).max())))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) < 1e-5
+
+
+def test_same_seed_gives_identical_metrics(store, cli):
+    for _ in range(2):
+        assert cli("train", "-e", "mlp-digits", *TINY, "train.epochs=2")[0] == 0
+    first, second = _runs_by_stage(store)["train"]
+    for metric in ("loss", "val_loss", "val_accuracy"):
+        assert first.data.metrics[metric] == second.data.metrics[metric]
+
+
+def test_nan_loss_marks_the_train_run_failed_with_the_reason(store, cli):
+    status, _, error = cli("run", "-e", "mlp-digits", *TINY, "train.learning_rate=1e12", "train.epochs=2")
+    assert status == 1
+    assert "NonFiniteLossError" in error and "Traceback" not in error
+    runs = _runs_by_stage(store)
+    assert runs["train"][0].info.status == "FAILED"
+    assert "loss" in runs["train"][0].data.tags["error"]
+    assert runs["pipeline"][0].info.status == "FAILED"
+    assert "export" not in runs
