@@ -208,7 +208,10 @@ def _quiet_tensorflow() -> None:
     import absl.logging
     import tensorflow_datasets as tfds
 
+    import tensorflow as tf
+
     absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")  # retracing notices from MLflow's input-example predictions
     tfds.disable_progress_bar()
 
 

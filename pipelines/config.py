@@ -359,4 +359,9 @@ def _holder_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 
 def _tag_model(tag: Any) -> type[BaseModel] | None:
-    return {"mlp": MLPConfig, "cnn": CNNConfig}.get(str(tag))
+    """The model config class of an architecture name (a discriminated-union tag)."""
+    from typing import get_args
+
+    members = get_args(get_args(ModelConfig)[0])
+    by_tag = {member.model_fields["architecture"].default: member for member in members}
+    return by_tag.get(str(tag))
