@@ -7,7 +7,7 @@ from typing import Literal
 
 import keras
 
-from models.heads import output_head
+from models.heads import BATCH_NORM_MOMENTUM, output_head
 from models.spec import DataSpec
 
 
@@ -43,7 +43,7 @@ def build_cnn(
     for index, (width, size) in enumerate(zip(filters, kernel_sizes, strict=True)):
         x = conv(width, size, padding=padding, use_bias=not batch_norm, name=f"conv_{index}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"batch_norm_{index}")(x)
+            x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{index}")(x)
         x = keras.layers.Activation(activation, name=f"{activation}_{index}")(x)
         if pooling != "none" and min(x.shape[1:-1]) >= 2:
             x = pools[pooling](2, name=f"pool_{index}")(x)

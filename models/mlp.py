@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
-from models.heads import output_head
+from models.heads import BATCH_NORM_MOMENTUM, output_head
 from models.spec import DataSpec
 
 
@@ -23,7 +23,7 @@ def build_mlp(
     for index, width in enumerate(units):
         x = keras.layers.Dense(width, use_bias=not batch_norm, name=f"dense_{index}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"batch_norm_{index}")(x)
+            x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{index}")(x)
         x = keras.layers.Activation(activation, name=f"{activation}_{index}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{index}")(x)

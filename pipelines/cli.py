@@ -169,8 +169,7 @@ def _summary_table(results) -> str:
     rows = [("run", "architecture", "dataset", "test accuracy", "export path")]
     for result in results:
         metrics = result.evaluated.metrics
-        score = metrics.get("test_accuracy")
-        shown = f"{score:.4f}" if score is not None else f"mse {metrics.get('test_mse', float('nan')):.4f}"
+        shown = _headline(metrics)
         rows.append(
             (
                 result.run_id,
@@ -186,6 +185,17 @@ def _summary_table(results) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    """The one number that says how good a run is, by task."""
+    if "test_accuracy" in metrics:
+        return f"{metrics['test_accuracy']:.4f}"
+    if "conditional_accuracy" in metrics:
+        return f"{metrics['conditional_accuracy']:.4f} (generated, by the evaluator)"
+    if "frechet_ratio" in metrics:
+        return f"n/a (Fréchet ratio {metrics['frechet_ratio']:.2f})"
+    return f"n/a (mse {metrics.get('test_mse', float('nan')):.4f})"
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -206,9 +216,8 @@ def _ui(args: argparse.Namespace) -> int:
 def _quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ and TFDS progress chatter out of the user's terminal."""
     import absl.logging
-    import tensorflow_datasets as tfds
-
     import tensorflow as tf
+    import tensorflow_datasets as tfds
 
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")  # retracing notices from MLflow's input-example predictions

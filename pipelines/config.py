@@ -12,12 +12,12 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-EMBEDDED_DATASETS = ("digits", "mnist1d")
+EMBEDDED_DATASETS = ("digits", "mnist1d", "adding")
 ACTIVATIONS = Literal["relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid"]
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -34,7 +34,7 @@ class StrictModel(BaseModel):
 
 
 class DataConfig(StrictModel):
-    name: str = Field(description="Embedded dataset (digits, mnist1d) or a TFDS catalog name.")
+    name: str = Field(description="Embedded dataset (digits, mnist1d, adding) or a TFDS catalog name.")
     data_dir: str | None = Field(None, description="TFDS data directory; None uses TFDS' default.")
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         0.1, description="Share of the train split held out for validation when none is given."
@@ -43,6 +43,9 @@ class DataConfig(StrictModel):
         None, description="Cap on examples per split, for quick trials; None keeps all."
     )
     download: bool = Field(True, description="Allow TFDS to download a catalog dataset.")
+    sequence_length: Annotated[int, Field(ge=2)] = Field(
+        100, description="Sequence length T of the `adding` dataset; other datasets ignore it."
+    )
 
     @field_validator("name")
     @classmethod
@@ -83,7 +86,66 @@ class CNNConfig(StrictModel):
     dense_units: list[PositiveInt] = Field([128], description="Dense layers before the output.")
 
 
-ModelConfig = Annotated[MLPConfig | CNNConfig, Field(discriminator="architecture")]
+class GANConfig(StrictModel):
+    architecture: Literal["gan"] = "gan"
+    latent_dim: PositiveInt = Field(32, description="Size of the generator's noise vector.")
+    generator_units: list[PositiveInt] = Field(
+        [128, 64], description="Generator widths: Conv2DTranspose filters on images, dense units otherwise."
+    )
+    discriminator_units: list[PositiveInt] = Field(
+        [64, 128], description="Discriminator widths: Conv2D filters on images, dense units otherwise."
+    )
+    conditional: bool = Field(False, description="Condition both networks on the class label.")
+    generator_learning_rate: Annotated[float, Field(gt=0.0)] = Field(2e-4, description="Generator Adam rate.")
+    discriminator_learning_rate: Annotated[float, Field(gt=0.0)] = Field(
+        2e-4, description="Discriminator Adam learning rate."
+    )
+    label_smoothing: Fraction = Field(0.1, description="One-sided smoothing of the real label.")
+    embedding_dim: PositiveInt = Field(16, description="Class-embedding size when conditional.")
+    batch_norm: bool = Field(True, description="Batch normalisation in the generator.")
+    dropout: Fraction = Field(0.2, description="Dropout in the discriminator.")
+
+
+class RecurrentConfig(StrictModel):
+    """What the simple RNN and the LSTM/GRU share: the stack, the head and the text front end."""
+
+    # Read by the train stage (vocabulary size), not a keyword of the model builder.
+    pipeline_only_fields: ClassVar[frozenset[str]] = frozenset({"max_tokens"})
+
+    units: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
+        [64], description="Width of each recurrent layer, first to last."
+    )
+    bidirectional: bool = Field(False, description="Read each sequence forwards and backwards.")
+    dropout: Fraction = Field(0.0, description="Dropout rate after each recurrent and dense layer.")
+    implementation: Literal["keras", "reference"] = Field(
+        "keras", description="Keras' built-in layers, or the seed's equations of models/cells.py."
+    )
+    dense_units: list[PositiveInt] = Field([], description="Dense layers between the final state and the head.")
+    sequence_length: PositiveInt = Field(200, description="Text only: tokens kept per text (padded or cut).")
+    embedding_dim: PositiveInt = Field(64, description="Text only: size of each token's embedding.")
+    max_tokens: PositiveInt = Field(20000, description="Text only: vocabulary size adapted on the train split.")
+
+
+class RNNConfig(RecurrentConfig):
+    architecture: Literal["rnn"] = "rnn"
+    activation: ACTIVATIONS = Field("tanh", description="Activation of the recurrence h_t = σ(...).")
+
+
+class LSTMConfig(RecurrentConfig):
+    architecture: Literal["lstm"] = "lstm"
+    cell: Literal["lstm", "gru"] = Field("lstm", description="Gated cell: LSTM, or GRU.")
+
+    @field_validator("cell")
+    @classmethod
+    def _reference_has_lstm_only(cls, cell: str, info: ValidationInfo) -> str:
+        if cell != "lstm" and info.data.get("implementation") == "reference":
+            raise ValueError("implementation 'reference' has only the LSTM cell; allowed: lstm")
+        return cell
+
+
+ModelConfig = Annotated[
+    MLPConfig | CNNConfig | GANConfig | RNNConfig | LSTMConfig, Field(discriminator="architecture")
+]
 
 
 class TrainConfig(StrictModel):
@@ -107,12 +169,23 @@ class TrainConfig(StrictModel):
     augment_scale: Fraction = Field(
         0.0, description="Train-only random amplitude scaling of sequences, +/- this fraction."
     )
+    sample_every: Annotated[int, Field(ge=0)] = Field(
+        5, description="GAN only: log a grid of generated samples every this many epochs (0: never)."
+    )
+    gradient_probe_epochs: list[Annotated[int, Field(ge=0)]] = Field(
+        [], description="rnn/lstm only: epochs after which to log ‖∂loss/∂h_t‖ per step (0: before training)."
+    )
 
 
 class EvaluateConfig(StrictModel):
     min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         None, description="Test accuracy a model must reach to be promoted."
     )
+    evaluator: str | None = Field(
+        None,
+        description="GAN only: experiment whose classifier scores generated samples; default cnn-<dataset>.",
+    )
+    generated_samples: PositiveInt = Field(1000, description="GAN only: samples generated for the scores.")
 
 
 class ExportConfig(StrictModel):
@@ -149,7 +222,8 @@ class ExperimentConfig(StrictModel):
 
     def hparams(self) -> dict[str, Any]:
         """Keyword arguments for the model builder."""
-        return self.model.model_dump(exclude={"architecture"})
+        pipeline_only = getattr(self.model, "pipeline_only_fields", frozenset())
+        return self.model.model_dump(exclude={"architecture", *pipeline_only})
 
     def section_hash(self, *sections: str) -> str:
         """Short content hash of the given sections (all when none), for tags and caching."""
@@ -342,7 +416,10 @@ def _holder_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model in which the last element of `loc` is (or would be) a key."""
     model: type[BaseModel] | None = ExperimentConfig
     for part in loc[:-1]:
-        if model is None or isinstance(part, int):
+        if isinstance(part, int):
+            continue
+        if model is None:
+            model = _tag_model(part)  # the architecture tag that follows `model`, if that is what it is
             continue
         field = model.model_fields.get(str(part))
         if field is None:

@@ -64,7 +64,10 @@ class LoadedDataset:
             for array in (split.x, split.y):
                 sha.update(name.encode())
                 sha.update(str(array.shape).encode())
-                sha.update(np.ascontiguousarray(array).tobytes())
+                if array.dtype == object:  # text: hash the characters, not the object pointers
+                    sha.update("\0".join(array.tolist()).encode())
+                else:
+                    sha.update(np.ascontiguousarray(array).tobytes())
         return sha.hexdigest()[:16]
 
     def sizes(self) -> dict[str, int]:
@@ -90,6 +93,7 @@ def load_dataset(config: DataConfig) -> LoadedDataset:
         importlib.import_module(_EMBEDDED_MODULES[config.name])  # registers the builder
     else:
         _ensure_downloadable(config)
+    builder_kwargs = _builder_kwargs(config)
     try:
         train, info = tfds.load(
             config.name,
@@ -98,13 +102,19 @@ def load_dataset(config: DataConfig) -> LoadedDataset:
             as_supervised=True,
             with_info=True,
             download=config.download or embedded,
+            builder_kwargs=builder_kwargs,
         )
         others = [name for name in ("validation", "test") if name in info.splits] or ["test"]
         raw = {"train": _as_arrays(train)}
         for name in others:
             raw[name] = _as_arrays(
                 tfds.load(
-                    config.name, split=name, data_dir=config.data_dir, as_supervised=True, download=False
+                    config.name,
+                    split=name,
+                    data_dir=config.data_dir,
+                    as_supervised=True,
+                    download=False,
+                    builder_kwargs=builder_kwargs,
                 )
             )
     except (AssertionError, OSError, ValueError) as error:
@@ -124,6 +134,7 @@ def load_dataset(config: DataConfig) -> LoadedDataset:
     class_names = list(getattr(label_feature, "names", []) or [])
     spec = DataSpec(
         input_shape=tuple(int(d) for d in splits["train"].x.shape[1:]),
+        input_dtype="string" if splits["train"].x.dtype == object else "float32",
         task="classification" if num_classes else "regression",
         num_classes=num_classes,
         num_outputs=1 if num_classes else int(np.prod(splits["train"].y.shape[1:]) or 1),
@@ -212,10 +223,24 @@ def _train_validation_test(
 
 
 def _to_model_inputs(split: Split) -> Split:
-    """uint8 images -> float32 in [0, 1]; other numbers -> float32; class labels -> int32."""
-    x = split.x.astype(np.float32) / 255.0 if split.x.dtype == np.uint8 else split.x.astype(np.float32)
+    """uint8 images -> float32 in [0, 1]; text -> str objects; other numbers -> float32; labels -> int32."""
+    if split.x.dtype == object:  # TFDS text comes as UTF-8 bytes; models and MLflow take str
+        x = np.array([text.decode("utf-8") for text in split.x.ravel()], dtype=object).reshape(split.x.shape)
+    elif split.x.dtype == np.uint8:
+        x = split.x.astype(np.float32) / 255.0
+    else:
+        x = split.x.astype(np.float32)
     y = split.y.astype(np.int32) if np.issubdtype(split.y.dtype, np.integer) else split.y.astype(np.float32)
     return Split(x, y)
+
+
+def _builder_kwargs(config: DataConfig) -> dict:
+    """TFDS builder arguments a dataset takes from the config (the adding problem's length T)."""
+    if config.name == "adding":
+        from pipelines.datasets.adding import builder_config
+
+        return {"config": builder_config(config.sequence_length)}
+    return {}
 
 
 def _ensure_downloadable(config: DataConfig) -> None:

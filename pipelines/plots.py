@@ -80,3 +80,22 @@ def sample_grid(x: np.ndarray, titles: Sequence[str], columns: int = 8, title: s
     if title:
         figure.suptitle(title)
     return figure
+
+
+def gradient_flow(norms_by_epoch: dict[int, np.ndarray], title: str = "") -> Figure:
+    """‖∂loss/∂h_t‖ against the time step t, one line per probed epoch, on a log scale.
+
+    A curve that falls toward t = 0 is the vanishing gradient: early inputs barely move the loss.
+    """
+    figure = _figure(6.5, 4.0)
+    axis = figure.subplots()
+    for epoch, norms in sorted(norms_by_epoch.items()):
+        label = "before training" if epoch == 0 else f"after epoch {epoch}"
+        axis.plot(np.arange(len(norms)), norms, label=label)
+    axis.set_yscale("log")
+    axis.set_xlabel("time step t")
+    axis.set_ylabel("‖∂loss/∂h_t‖ (batch mean)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend()
+    axis.set_title(title or "gradient flow through the hidden states")
+    return figure

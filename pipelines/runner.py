@@ -8,13 +8,13 @@ from pathlib import Path
 import mlflow
 
 from pipelines import tracking
-from pipelines.config import ConfigError, ExperimentConfig
+from pipelines.config import ConfigError, ExperimentConfig, load_experiment
 from pipelines.data import LoadedDataset, load_dataset
 from pipelines.stages.evaluate import evaluate_stage
 from pipelines.stages.export import export_stage
 from pipelines.stages.prepare import prepare_stage
 from pipelines.stages.results import EvaluateResult, ExportResult, PrepareResult, TrainResult
-from pipelines.stages.train import train_stage
+from pipelines.stages.train import check_config_fits_data, train_stage
 
 
 @dataclass
@@ -33,12 +33,15 @@ def run_pipeline(config: ExperimentConfig, export_dir: Path | None = None) -> Pi
     """prepare -> train -> evaluate -> export, each a child run of one `pipeline` run."""
     tracking.configure(config)
     dataset = load_dataset(config.data)
+    check_config_fits_data(config, dataset)  # before any run starts
+    # A GAN's evaluator classifier is a pipeline run of its own, trained (or reused) first.
+    evaluator = _evaluator(config, dataset) if config.architecture == "gan" else None
     with tracking.stage_run(config, "pipeline") as parent:
         prepared = prepare_stage(config, dataset)
         mlflow.set_tag("prepare_run_id", prepared.run_id)
         trained = train_stage(config, prepared)
         mlflow.set_tag("train_run_id", trained.run_id)
-        evaluated = evaluate_stage(config, trained, dataset)
+        evaluated = evaluate_stage(config, trained, dataset, evaluator)
         mlflow.set_tag("evaluate_run_id", evaluated.run_id)
         mlflow.log_metrics(evaluated.metrics)
         exported = export_stage(
@@ -54,17 +57,18 @@ def prepare(config: ExperimentConfig) -> PrepareResult:
     return prepare_stage(config)
 
 
-def train(config: ExperimentConfig) -> TrainResult:
+def train(config: ExperimentConfig, dataset: LoadedDataset | None = None) -> TrainResult:
     """Train, reusing a finished prepare run of the same data when there is one."""
     tracking.configure(config)
-    prepared = _reusable_prepare(config) or prepare_stage(config)
+    prepared = _reusable_prepare(config, dataset) or prepare_stage(config, dataset)
     return train_stage(config, prepared)
 
 
 def evaluate(train_run_id: str) -> EvaluateResult:
     """Evaluate the model of an earlier train run on its dataset's test split."""
     config, trained, dataset = _from_train_run(train_run_id)
-    return evaluate_stage(config, trained, dataset)
+    evaluator = _evaluator(config, dataset) if config.architecture == "gan" else None
+    return evaluate_stage(config, trained, dataset, evaluator)
 
 
 def export(train_run_id: str, export_dir: Path | None = None) -> ExportResult:
@@ -96,7 +100,31 @@ def _from_train_run(train_run_id: str) -> tuple[ExperimentConfig, TrainResult, L
     return config, TrainResult(run_id=train_run_id, model_uri=model_uri, model=model), dataset
 
 
-def _reusable_prepare(config: ExperimentConfig) -> PrepareResult | None:
+def _evaluator(config: ExperimentConfig, dataset: LoadedDataset) -> TrainResult:
+    """The classifier that scores a GAN: a finished train run of the evaluator experiment on the
+    same data (same config and dataset digest), or a new one trained now."""
+    name = config.evaluate.evaluator or f"cnn-{config.data.name}"
+    evaluator_config = load_experiment(name).model_copy(
+        update={"data": config.data, "tracking": config.tracking}
+    )
+    tracking.configure(evaluator_config)
+    runs = mlflow.search_runs(
+        experiment_ids=[tracking.experiment_id(evaluator_config)],
+        filter_string=(
+            f"tags.stage = 'train' and tags.config_hash = '{evaluator_config.section_hash()}' "
+            f"and tags.dataset_digest = '{dataset.digest}' and attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if runs:
+        model_uri = tracking.train_run_model_uri(runs[0])
+        return TrainResult(runs[0].info.run_id, model_uri, tracking.load_keras_model(model_uri))
+    return train(evaluator_config, dataset)
+
+
+def _reusable_prepare(config: ExperimentConfig, dataset: LoadedDataset | None = None) -> PrepareResult | None:
     """A finished prepare run with the same data config, loaded again to check its digest."""
     runs = mlflow.search_runs(
         experiment_ids=[tracking.experiment_id(config)],
@@ -110,7 +138,7 @@ def _reusable_prepare(config: ExperimentConfig) -> PrepareResult | None:
     )
     if not runs:
         return None
-    dataset = load_dataset(config.data)
+    dataset = dataset or load_dataset(config.data)
     if runs[0].data.tags.get("dataset_digest") != dataset.digest:
         return None
     return PrepareResult(run_id=runs[0].info.run_id, dataset=dataset, reused=True)

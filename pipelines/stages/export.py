@@ -12,6 +12,7 @@ import numpy as np
 from pipelines import tracking
 from pipelines.config import ExperimentConfig
 from pipelines.data import LoadedDataset
+from pipelines.serving import example_inputs, model_inputs, servable
 from pipelines.stages.results import ExportResult, TrainResult
 
 PARITY_BATCH = 32
@@ -34,9 +35,10 @@ def export_stage(
         staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
         try:
             saved_model = staging / "saved_model"
-            trained.model.export(str(saved_model), format="tf_saved_model", verbose=False)
-            batch = dataset.splits["test"].x[:PARITY_BATCH]
-            parity = saved_model_parity(trained.model, saved_model, batch)
+            model = servable(trained.model)
+            model.export(str(saved_model), format="tf_saved_model", verbose=False)
+            batch = example_inputs(model, dataset, PARITY_BATCH, seed=config.seed)
+            parity = saved_model_parity(model, saved_model, batch)
             mlflow.log_metric("parity_max_abs_diff", parity)
             if parity > config.export.parity_tolerance:
                 raise ExportParityError(
@@ -51,14 +53,16 @@ def export_stage(
     return ExportResult(run_id=run.info.run_id, path=destination, parity=parity)
 
 
-def saved_model_parity(model, saved_model: Path, batch: np.ndarray) -> float:
-    """Largest |Keras output - reloaded `serving_default` output| on `batch`."""
+def saved_model_parity(model, saved_model: Path, batch: np.ndarray | dict[str, np.ndarray]) -> float:
+    """Largest |Keras output - reloaded `serving_default` output| on `batch` (named inputs for many)."""
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
-    (input_name,) = serve.structured_input_signature[1].keys()
-    (served,) = serve(**{input_name: tf.constant(batch)}).values()
-    expected = np.asarray(model(batch, training=False))
+    expected = np.asarray(model(model_inputs(model, batch), training=False))
+    if not isinstance(batch, dict):
+        (input_name,) = serve.structured_input_signature[1].keys()
+        batch = {input_name: batch}
+    (served,) = serve(**{name: tf.constant(value) for name, value in batch.items()}).values()
     return float(np.max(np.abs(served.numpy() - expected)))
 
 

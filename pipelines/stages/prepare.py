@@ -46,10 +46,14 @@ def prepare_stage(config: ExperimentConfig, dataset: LoadedDataset | None = None
             else f"{float(np.ravel(label)[0]):.2f}"
             for label in train.y[:shown]
         ]
-        mlflow.log_figure(
-            plots.sample_grid(train.x[:shown], titles, title=f"{dataset.name}: training examples"),
-            "samples.png",
-        )
+        if dataset.spec.input_dtype == "string":
+            # Text reads better as a table than as a picture.
+            mlflow.log_table({"text": train.x[:shown].tolist(), "label": titles}, "samples.json")
+        else:
+            mlflow.log_figure(
+                plots.sample_grid(train.x[:shown], titles, title=f"{dataset.name}: training examples"),
+                "samples.png",
+            )
     return PrepareResult(run_id=run.info.run_id, dataset=dataset)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import time
@@ -11,12 +12,16 @@ import mlflow
 
 import models
 from pipelines import plots, tracking
-from pipelines.callbacks import MlflowEpochLogger
-from pipelines.config import ExperimentConfig, TrainConfig
-from pipelines.data import as_tf_dataset
+from pipelines.callbacks import GeneratedSamplesLogger, GradientFlowProbe, MlflowEpochLogger
+from pipelines.config import ConfigError, ExperimentConfig, TrainConfig
+from pipelines.data import LoadedDataset, as_tf_dataset
+from pipelines.serving import example_inputs, servable
 from pipelines.stages.results import PrepareResult, TrainResult
 
 INPUT_EXAMPLE_SIZE = 4
+# Training examples on which GradientFlowProbe measures ∂loss/∂h_t, the same ones at every probe.
+GRADIENT_PROBE_SIZE = 256
+RECURRENT_ARCHITECTURES = ("rnn", "lstm")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -27,11 +32,18 @@ def train_stage(config: ExperimentConfig, prepared: PrepareResult) -> TrainResul
     """Fit the configured architecture on the prepared data inside a `train` run."""
     dataset = prepared.dataset
     keras.utils.set_random_seed(config.seed)
-    model = models.build(config.architecture, dataset.spec, **config.hparams())
+    generative = config.architecture == "gan"
+    # A GAN learns the inputs' distribution; the labels only condition it.
+    spec = dataclasses.replace(dataset.spec, task="generation") if generative else dataset.spec
+    check_config_fits_data(config, dataset)
+    model = models.build(config.architecture, spec, **config.hparams(), **data_hparams(config, dataset))
     train_split, validation_split = dataset.splits["train"], dataset.splits["validation"]
     batch_size = config.train.batch_size
     steps_per_epoch = math.ceil(len(train_split) / batch_size)
-    compile_model(model, config.train, dataset.spec.task, steps_per_epoch)
+    if generative:
+        model.compile()  # each network's Adam optimizer comes from the model config
+    else:
+        compile_model(model, config.train, spec.task, steps_per_epoch)
 
     tags = {
         "prepare_run_id": prepared.run_id,
@@ -48,22 +60,29 @@ def train_stage(config: ExperimentConfig, prepared: PrepareResult) -> TrainResul
         )
         mlflow.log_text(model_summary(model), "model_summary.txt")
         logger = MlflowEpochLogger(samples_per_epoch=len(train_split))
+        callbacks = [keras.callbacks.TerminateOnNaN(), logger]
+        if generative and config.train.sample_every:
+            callbacks.append(
+                GeneratedSamplesLogger(config.train.sample_every, dataset.class_names, seed=config.seed)
+            )
+        if config.train.gradient_probe_epochs:
+            probe_batch = slice(0, GRADIENT_PROBE_SIZE)
+            callbacks.append(
+                GradientFlowProbe(
+                    train_split.x[probe_batch], train_split.y[probe_batch], config.train.gradient_probe_epochs
+                )
+            )
         started = time.perf_counter()
         history = model.fit(
             as_tf_dataset(train_split, batch_size, shuffle=True, seed=config.seed, train=config.train),
             validation_data=as_tf_dataset(validation_split, batch_size),
             epochs=config.train.epochs,
-            callbacks=[keras.callbacks.TerminateOnNaN(), logger],
+            callbacks=callbacks,
             shuffle=False,  # the tf.data pipeline shuffles, seeded
             verbose=2,
         ).history
         seconds = time.perf_counter() - started
-        losses = history.get("loss", [])
-        if not losses or not all(math.isfinite(value) for value in losses):
-            raise NonFiniteLossError(
-                f"training loss became {losses[-1] if losses else 'undefined'}; "
-                "lower train.learning_rate or set train.clipnorm"
-            )
+        _check_finite(history, ("d_loss", "g_loss") if generative else ("loss",))
         mlflow.log_metrics(
             {
                 "train_seconds": seconds,
@@ -71,9 +90,47 @@ def train_stage(config: ExperimentConfig, prepared: PrepareResult) -> TrainResul
             }
         )
         mlflow.log_figure(plots.learning_curves(history), "learning_curves.png")
-        model_uri = tracking.log_keras_model(model, train_split.x[:INPUT_EXAMPLE_SIZE])
+        served = servable(model)
+        model_uri = tracking.log_keras_model(served, example_inputs(served, dataset, INPUT_EXAMPLE_SIZE))
         mlflow.set_tag("model_uri", model_uri)
     return TrainResult(run_id=run.info.run_id, model_uri=model_uri, model=model, history=history)
+
+
+def check_config_fits_data(config: ExperimentConfig, dataset: LoadedDataset) -> None:
+    """Refuse, before any training, an architecture or probe that cannot read this dataset."""
+    architecture = config.architecture
+    if dataset.spec.input_dtype == "string" and architecture not in RECURRENT_ARCHITECTURES:
+        raise ConfigError(
+            f"model.architecture: {architecture!r} cannot read the text of dataset {dataset.name!r}; "
+            f"allowed for text: {', '.join(RECURRENT_ARCHITECTURES)}"
+        )
+    probe_epochs = config.train.gradient_probe_epochs
+    if probe_epochs and (architecture not in RECURRENT_ARCHITECTURES or dataset.spec.input_dtype == "string"):
+        raise ConfigError(
+            f"train.gradient_probe_epochs: {probe_epochs} needs a recurrent model on numeric sequences, "
+            f"not {architecture!r} on {dataset.name!r}; allowed: [] here, or "
+            f"{' / '.join(RECURRENT_ARCHITECTURES)} on a numeric dataset"
+        )
+
+
+def data_hparams(config: ExperimentConfig, dataset: LoadedDataset) -> dict:
+    """Builder arguments learnt from the data: for text, the vocabulary of the train split."""
+    if dataset.spec.input_dtype != "string":
+        return {}
+    from models.recurrent import adapt_text_vocabulary
+
+    return {"vocabulary": adapt_text_vocabulary(dataset.splits["train"].x, config.model.max_tokens)}
+
+
+def _check_finite(history: dict[str, list[float]], names: tuple[str, ...]) -> None:
+    """Raise when a loss is missing or became NaN/inf (TerminateOnNaN only stops the fit)."""
+    for name in names:
+        values = history.get(name, [])
+        if not values or not all(math.isfinite(value) for value in values):
+            raise NonFiniteLossError(
+                f"training {name} became {values[-1] if values else 'undefined'}; "
+                "lower the learning rate or set train.clipnorm"
+            )
 
 
 def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_epoch: int) -> None:

@@ -1,0 +1,55 @@
+"""What a trained model serves, and example inputs for it (MLflow input examples, parity batches)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+
+    from pipelines.data import LoadedDataset
+
+LATENT_INPUT = "latent"
+LABELS_INPUT = "labels"
+
+
+def servable(model: keras.Model) -> keras.Model:
+    """The model to log and export: a GAN serves its generator, every other model itself."""
+    serving_model = getattr(model, "serving_model", None)
+    return serving_model() if callable(serving_model) else model
+
+
+def is_generator(model: keras.Model) -> bool:
+    """True for a servable generator (it reads a latent batch, not data)."""
+    return any(tensor.name == LATENT_INPUT for tensor in model.inputs)
+
+
+def example_inputs(
+    model: keras.Model, dataset: LoadedDataset, count: int, seed: int = 0
+) -> np.ndarray | dict[str, np.ndarray]:
+    """`count` inputs the servable accepts: test examples, or latent noise (and labels) for a generator."""
+    if not is_generator(model):
+        return dataset.splits["test"].x[:count]
+    return generator_inputs(model, count, seed, dataset.spec.num_classes or 1)
+
+
+def generator_inputs(model: keras.Model, count: int, seed: int, num_classes: int) -> dict[str, np.ndarray]:
+    """Seeded standard-normal latents, and labels cycling through the classes when conditional."""
+    rng = np.random.default_rng(seed)
+    inputs: dict[str, np.ndarray] = {}
+    for tensor in model.inputs:
+        if tensor.name == LATENT_INPUT:
+            inputs[LATENT_INPUT] = rng.standard_normal((count, tensor.shape[-1])).astype(np.float32)
+        elif tensor.name == LABELS_INPUT:
+            inputs[LABELS_INPUT] = (np.arange(count) % num_classes).astype(np.int32)
+    return inputs
+
+
+def model_inputs(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]):
+    """Inputs in the structure Keras expects: one array, or a list in `model.inputs` order."""
+    if isinstance(inputs, dict):
+        ordered = [inputs[tensor.name] for tensor in model.inputs]
+        return ordered if len(ordered) > 1 else ordered[0]
+    return inputs

@@ -1,0 +1,127 @@
+"""The GAN through the pipeline: adversarial training, scores against real data, generator export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import TINY, all_runs
+
+TINY_EVALUATOR = """
+name: tiny-evaluator
+data: {name: digits}
+model: {architecture: cnn, filters: [8], dense_units: [16]}
+train: {epochs: 1, batch_size: 32}
+"""
+
+
+@pytest.fixture
+def tiny_evaluator(tmp_path: Path) -> str:
+    path = tmp_path / "tiny-evaluator.yaml"
+    path.write_text(TINY_EVALUATOR)
+    return f"evaluate.evaluator={path}"
+
+
+def _by_stage(uri: str, architecture: str) -> dict[str, list]:
+    runs: dict[str, list] = {}
+    for run in all_runs(uri):
+        if run.data.tags.get("architecture") == architecture:
+            runs.setdefault(run.data.tags.get("stage"), []).append(run)
+    return runs
+
+
+def test_conditional_gan_runs_prepare_to_export_and_is_scored_by_an_evaluator_run(store, cli, tiny_evaluator):
+    status, output, _ = cli(
+        "run",
+        "-e",
+        "gan-digits",
+        *TINY,
+        "train.sample_every=1",
+        "evaluate.generated_samples=64",
+        tiny_evaluator,
+    )
+    assert status == 0, output
+    gan = _by_stage(store, "gan")
+    train = gan["train"][0]
+    for metric in ("d_loss", "g_loss", "d_real", "d_fake"):
+        assert metric in train.data.metrics
+    evaluate = gan["evaluate"][0]
+    for metric in ("frechet_distance", "real_frechet_distance", "classifier_score", "conditional_accuracy"):
+        assert np.isfinite(evaluate.data.metrics[metric])
+    evaluator_runs = _by_stage(store, "cnn")["train"]
+    assert evaluate.data.tags["evaluator_run_id"] == evaluator_runs[0].info.run_id
+
+    # Evaluating again reuses the finished evaluator run instead of training another.
+    assert cli("evaluate", "--run", train.info.run_id)[0] == 0
+    assert len(_by_stage(store, "cnn")["train"]) == 1
+
+
+def test_exported_generator_takes_latents_and_labels(store, cli, tiny_evaluator, tmp_path):
+    import tensorflow as tf
+
+    out = tmp_path / "generator"
+    assert (
+        cli(
+            "run",
+            "-e",
+            "gan-digits",
+            *TINY,
+            "evaluate.generated_samples=32",
+            tiny_evaluator,
+            "--out",
+            str(out),
+        )[0]
+        == 0
+    )
+    export = _by_stage(store, "gan")["export"][0]
+    assert export.data.metrics["parity_max_abs_diff"] <= 1e-5
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    assert set(serve.structured_input_signature[1]) == {"latent", "labels"}
+    (samples,) = serve(latent=tf.random.normal([3, 32]), labels=tf.constant([0, 1, 2], tf.int32)).values()
+    assert samples.shape == (3, 8, 8, 1)
+    assert float(tf.reduce_min(samples)) >= 0.0 and float(tf.reduce_max(samples)) <= 1.0
+
+
+def test_unconditional_gan_on_mnist1d_sequences(store, cli, tmp_path):
+    evaluator = tmp_path / "evaluator.yaml"
+    evaluator.write_text(TINY_EVALUATOR.replace("digits", "mnist1d"))
+    status, _, _ = cli(
+        "run",
+        "-e",
+        "gan-mnist1d",
+        *TINY,
+        "model.conditional=false",
+        "evaluate.generated_samples=32",
+        f"evaluate.evaluator={evaluator}",
+    )
+    assert status == 0
+    evaluate = _by_stage(store, "gan")["evaluate"][0]
+    assert "conditional_accuracy" not in evaluate.data.metrics
+    assert np.isfinite(evaluate.data.metrics["frechet_distance"])
+
+
+def test_scores_put_real_data_near_floor_and_ceiling_and_noise_far_from_them(store):
+    """Real held-out digits score like real data; uniform noise does not."""
+    from pipelines.config import load_experiment
+    from pipelines.data import load_dataset
+    from pipelines.runner import train
+    from pipelines.stages.evaluate import generation_scores
+
+    config = load_experiment("cnn-digits", ["train.epochs=8"])
+    dataset = load_dataset(config.data)
+    classifier = train(config).model
+    train_x, test_x = dataset.splits["train"].x, dataset.splits["test"].x
+    held_out = dataset.splits["validation"]
+
+    real = generation_scores(classifier, train_x, test_x, held_out.x, held_out.y)
+    noise = np.random.default_rng(0).random(held_out.x.shape, dtype=np.float32)
+    fake = generation_scores(classifier, train_x, test_x, noise, held_out.y)
+
+    assert real["frechet_ratio"] < 3.0
+    assert real["classifier_score"] > 8.0 and real["real_classifier_score"] > 8.0
+    assert real["conditional_accuracy"] > 0.9
+    assert fake["frechet_ratio"] > 10 * real["frechet_ratio"]
+    assert fake["classifier_score"] < 3.0
+    assert fake["conditional_accuracy"] < 0.3
