@@ -12,12 +12,15 @@ import numpy as np
 class MlflowEpochLogger(keras.callbacks.Callback):
     """Logs every epoch's metrics (train and validation) and samples/s to the active run.
 
-    Logging is asynchronous so that the tracking store never holds up the next epoch.
+    Each epoch is one batched write, finished before the epoch's checkpoint is taken (this
+    callback comes before `BackupAndRestore`), so a resumed training neither loses nor repeats
+    an epoch: steps already in the run's history (`logged_steps`) are not written again.
     """
 
-    def __init__(self, samples_per_epoch: int) -> None:
+    def __init__(self, samples_per_epoch: int, logged_steps: set[int] | None = None) -> None:
         super().__init__()
         self.samples_per_epoch = samples_per_epoch
+        self.logged_steps = logged_steps or set()
         self.throughputs: list[float] = []
         self._epoch_start = 0.0
 
@@ -29,9 +32,12 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         # Validation is part of the epoch's wall time; throughput counts training samples.
         throughput = self.samples_per_epoch / seconds if seconds > 0 else 0.0
         self.throughputs.append(throughput)
+        step = epoch + 1
+        if step in self.logged_steps:
+            return
         metrics = {name: float(value) for name, value in (logs or {}).items()}
         metrics["samples_per_second"] = throughput
-        mlflow.log_metrics(metrics, step=epoch + 1, synchronous=False)
+        mlflow.log_metrics(metrics, step=step, synchronous=True)
 
 
 class GeneratedSamplesLogger(keras.callbacks.Callback):

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process stands so that open MLflow runs end KILLED."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"terminated by signal {signal.Signals(signum).name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,14 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from pipelines.config import ConfigError
 
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.handler(args) or 0
     except ConfigError as error:
         print(f"deeparch: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("deeparch: interrupted; the open runs are marked KILLED", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interruption:
+        print(f"deeparch: {interruption or 'interrupted'}; the open runs are marked KILLED", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(interruption, Terminated) else 128 + signal.SIGINT
     except Exception as error:  # noqa: BLE001 - user-facing errors are shown plainly
         if not _is_user_facing(error):
             raise
@@ -57,12 +67,24 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "-e",
             "--experiment",
-            required=True,
+            required=name != "train",  # `train --resume RUN_ID` reads the run's own config
             help="shipped experiment name (see `deeparch list`) or path to a YAML file",
         )
         command.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
         if name == "run":
             command.add_argument("--out", type=Path, help="export folder (default: export.dir/<name>-<run>)")
+            command.add_argument(
+                "--force",
+                action="append",
+                nargs="?",
+                const="all",
+                metavar="STAGE",
+                help="recompute instead of reusing finished stages: all (no value) or one stage; repeatable",
+            )
+        if name == "train":
+            command.add_argument(
+                "--resume", metavar="TRAIN_RUN_ID", help="continue a killed train run from its last epoch"
+            )
         command.set_defaults(handler=handler)
 
     evaluate = commands.add_parser("evaluate", help="evaluate the model of a train run on the test split")
@@ -110,10 +132,20 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    configs = _configs(args)
+    from pipelines.config import ConfigError
+
+    if args.resume and (args.experiment or args.overrides):
+        raise ConfigError("--resume continues a run with its own config; give no -e and no overrides")
+    if not args.resume and not args.experiment:
+        raise ConfigError("train needs -e EXPERIMENT (or --resume TRAIN_RUN_ID)")
+    configs = [] if args.resume else _configs(args)
     _quiet_tensorflow()
     from pipelines import runner, tracking
 
+    if args.resume:
+        result = runner.resume_train(args.resume)
+        print(f"resumed and finished train run {result.run_id}; model: {result.model_uri}")
+        return 0
     for config in configs:
         result = runner.train(config)
         final = {name: values[-1] for name, values in result.history.items()}
@@ -154,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from pipelines import runner, tracking
 
-    results = [runner.run_pipeline(config, args.out) for config in configs]
+    results = [runner.run_pipeline(config, args.out, force=args.force or ()) for config in configs]
     print()
     print(_summary_table(results))
     print()

@@ -120,10 +120,14 @@ class RecurrentConfig(StrictModel):
     implementation: Literal["keras", "reference"] = Field(
         "keras", description="Keras' built-in layers, or the seed's equations of models/cells.py."
     )
-    dense_units: list[PositiveInt] = Field([], description="Dense layers between the final state and the head.")
+    dense_units: list[PositiveInt] = Field(
+        [], description="Dense layers between the final state and the head."
+    )
     sequence_length: PositiveInt = Field(200, description="Text only: tokens kept per text (padded or cut).")
     embedding_dim: PositiveInt = Field(64, description="Text only: size of each token's embedding.")
-    max_tokens: PositiveInt = Field(20000, description="Text only: vocabulary size adapted on the train split.")
+    max_tokens: PositiveInt = Field(
+        20000, description="Text only: vocabulary size adapted on the train split."
+    )
 
 
 class RNNConfig(RecurrentConfig):

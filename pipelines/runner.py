@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import mlflow
 
-from pipelines import tracking
+from pipelines import cache, tracking
 from pipelines.config import ConfigError, ExperimentConfig, load_experiment
 from pipelines.data import LoadedDataset, load_dataset
 from pipelines.stages.evaluate import evaluate_stage
@@ -15,6 +17,11 @@ from pipelines.stages.export import export_stage
 from pipelines.stages.prepare import prepare_stage
 from pipelines.stages.results import EvaluateResult, ExportResult, PrepareResult, TrainResult
 from pipelines.stages.train import check_config_fits_data, train_stage
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+Result = TypeVar("Result")
 
 
 @dataclass
@@ -29,39 +36,87 @@ class PipelineResult:
     exported: ExportResult
 
 
-def run_pipeline(config: ExperimentConfig, export_dir: Path | None = None) -> PipelineResult:
-    """prepare -> train -> evaluate -> export, each a child run of one `pipeline` run."""
+def run_pipeline(
+    config: ExperimentConfig, export_dir: Path | None = None, force: Collection[str] = ()
+) -> PipelineResult:
+    """prepare -> train -> evaluate -> export, each a child run of one `pipeline` run.
+
+    A stage whose fingerprint matches a finished run is reused (linked from the parent run by a
+    `reused.<stage>` tag) unless `force` names it (or holds "all").
+    """
+    forced = _forced_stages(force)
     tracking.configure(config)
     dataset = load_dataset(config.data)
     check_config_fits_data(config, dataset)  # before any run starts
     # A GAN's evaluator classifier is a pipeline run of its own, trained (or reused) first.
     evaluator = _evaluator(config, dataset) if config.architecture == "gan" else None
     with tracking.stage_run(config, "pipeline") as parent:
-        prepared = prepare_stage(config, dataset)
-        mlflow.set_tag("prepare_run_id", prepared.run_id)
-        trained = train_stage(config, prepared)
-        mlflow.set_tag("train_run_id", trained.run_id)
-        evaluated = evaluate_stage(config, trained, dataset, evaluator)
-        mlflow.set_tag("evaluate_run_id", evaluated.run_id)
-        mlflow.log_metrics(evaluated.metrics)
-        exported = export_stage(
-            config, trained, dataset, export_destination(config, trained.run_id, export_dir)
+        prepared = _cached_prepare(config, dataset, forced)
+        _link(parent, "prepare", prepared)
+        trained = _cached_train(config, prepared, forced)
+        _link(parent, "train", trained)
+        evaluated = _cached(
+            config,
+            "evaluate",
+            trained.run_id,
+            forced,
+            lambda: evaluate_stage(config, trained, dataset, evaluator),
+            lambda run: EvaluateResult(run.info.run_id, dict(run.data.metrics), reused=True),
         )
-        mlflow.set_tags({"export_run_id": exported.run_id, "export_path": str(exported.path)})
+        _link(parent, "evaluate", evaluated)
+        mlflow.log_metrics(evaluated.metrics)
+        destination = export_destination(config, trained.run_id, export_dir)
+        exported = _cached(
+            config,
+            "export",
+            f"{trained.run_id}:{destination.resolve()}",
+            forced,
+            lambda: export_stage(config, trained, dataset, destination),
+            lambda run: _reused_export(run, destination),
+        )
+        _link(parent, "export", exported)
+        mlflow.set_tag("export_path", str(exported.path))
     return PipelineResult(parent.info.run_id, config, prepared, trained, evaluated, exported)
 
 
 def prepare(config: ExperimentConfig) -> PrepareResult:
-    """The prepare stage alone."""
+    """The prepare stage alone (always recomputed: asking for it is asking to look again)."""
     tracking.configure(config)
-    return prepare_stage(config)
+    dataset = load_dataset(config.data)
+    result = prepare_stage(config, dataset)
+    cache.mark(result.run_id, cache.fingerprint(config, "prepare", dataset.digest))
+    return result
 
 
 def train(config: ExperimentConfig, dataset: LoadedDataset | None = None) -> TrainResult:
     """Train, reusing a finished prepare run of the same data when there is one."""
     tracking.configure(config)
-    prepared = _reusable_prepare(config, dataset) or prepare_stage(config, dataset)
-    return train_stage(config, prepared)
+    dataset = dataset or load_dataset(config.data)
+    prepared = _cached_prepare(config, dataset, forced=set())
+    result = train_stage(config, prepared)
+    cache.mark(result.run_id, cache.fingerprint(config, "train", prepared.run_id))
+    return result
+
+
+def resume_train(train_run_id: str) -> TrainResult:
+    """Continue a killed or failed train run from its last checkpointed epoch, in the same run."""
+    tracking.configure()
+    run = tracking.get_run(train_run_id)
+    if run.data.tags.get("stage") != "train":
+        raise ConfigError(f"run {train_run_id!r} is not a train run; --resume takes the id of a train run")
+    if run.info.status == "FINISHED":
+        raise ConfigError(f"train run {train_run_id!r} is FINISHED; there is nothing to resume")
+    if not tracking.checkpoint_dir(train_run_id).exists():
+        raise ConfigError(
+            f"train run {train_run_id!r} left no checkpoint in {tracking.checkpoint_dir(train_run_id)}; "
+            "start a new training instead"
+        )
+    config = tracking.run_config(run)
+    dataset = load_dataset(config.data)
+    prepared = PrepareResult(run.data.tags.get("prepare_run_id", ""), dataset, reused=True)
+    result = train_stage(config, prepared, resume_run_id=train_run_id)
+    cache.mark(result.run_id, cache.fingerprint(config, "train", prepared.run_id))
+    return result
 
 
 def evaluate(train_run_id: str) -> EvaluateResult:
@@ -124,21 +179,69 @@ def _evaluator(config: ExperimentConfig, dataset: LoadedDataset) -> TrainResult:
     return train(evaluator_config, dataset)
 
 
-def _reusable_prepare(config: ExperimentConfig, dataset: LoadedDataset | None = None) -> PrepareResult | None:
-    """A finished prepare run with the same data config, loaded again to check its digest."""
-    runs = mlflow.search_runs(
-        experiment_ids=[tracking.experiment_id(config)],
-        filter_string=(
-            f"tags.stage = 'prepare' and tags.data_hash = '{config.section_hash('data')}' "
-            "and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
+def _forced_stages(force: Collection[str]) -> set[str]:
+    names = set(force)
+    if "all" in names:
+        return set(cache.STAGES)
+    unknown = names - set(cache.STAGES)
+    if unknown:
+        raise ConfigError(
+            f"--force {', '.join(sorted(unknown))} is not a stage; allowed: all, {', '.join(cache.STAGES)}"
+        )
+    return names
+
+
+def _cached(
+    config: ExperimentConfig,
+    stage: str,
+    upstream: str,
+    forced: set[str],
+    compute: Callable[[], Result],
+    reuse: Callable[[Run], Result | None],
+) -> Result:
+    """Reuse the finished run of `stage` with the same fingerprint, or compute and mark a new one."""
+    stage_fingerprint = cache.fingerprint(config, stage, upstream)
+    if stage not in forced:
+        run = cache.finished_run(config, stage, stage_fingerprint)
+        reused = reuse(run) if run is not None else None
+        if reused is not None:
+            return reused
+    result = compute()
+    cache.mark(result.run_id, stage_fingerprint)
+    return result
+
+
+def _cached_prepare(config: ExperimentConfig, dataset: LoadedDataset, forced: set[str]) -> PrepareResult:
+    return _cached(
+        config,
+        "prepare",
+        dataset.digest,
+        forced,
+        lambda: prepare_stage(config, dataset),
+        lambda run: PrepareResult(run.info.run_id, dataset, reused=True),
     )
-    if not runs:
+
+
+def _cached_train(config: ExperimentConfig, prepared: PrepareResult, forced: set[str]) -> TrainResult:
+    def reuse(run: Run) -> TrainResult:
+        model_uri = tracking.train_run_model_uri(run)
+        return TrainResult(run.info.run_id, model_uri, tracking.load_keras_model(model_uri), reused=True)
+
+    return _cached(config, "train", prepared.run_id, forced, lambda: train_stage(config, prepared), reuse)
+
+
+def _reused_export(run: Run, destination: Path) -> ExportResult | None:
+    """An earlier export, only while its SavedModel is still where it was written."""
+    path = Path(run.data.tags.get("export_path", ""))
+    if path != destination.resolve() or not (path / "saved_model.pb").is_file():
         return None
-    dataset = dataset or load_dataset(config.data)
-    if runs[0].data.tags.get("dataset_digest") != dataset.digest:
-        return None
-    return PrepareResult(run_id=runs[0].info.run_id, dataset=dataset, reused=True)
+    return ExportResult(run.info.run_id, path, run.data.metrics.get("parity_max_abs_diff", 0.0), reused=True)
+
+
+def _link(parent: Run, stage: str, result) -> None:
+    """Tag the parent pipeline run with the stage run it used, and say so when it was reused."""
+    tags = {f"{stage}_run_id": result.run_id}
+    if result.reused:
+        tags[f"reused.{stage}"] = result.run_id
+        print(f"reused {stage} from run {result.run_id}")
+    mlflow.set_tags(tags)

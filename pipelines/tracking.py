@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import subprocess
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 LOCAL_STORE_DIR = Path("mlruns")
 DEFAULT_UI_PORT = 5000
 CONFIG_ARTIFACT = "config.yaml"
+PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value
 MODEL_NAME = "model"
 # Requirements written into every logged model: MLflow's own inference of them loads the model
 # in a subprocess and costs seconds per run.
@@ -46,10 +48,14 @@ def tracking_uri(config: ExperimentConfig | None = None) -> str:
 def configure(config: ExperimentConfig | None = None) -> str:
     """Point MLflow at the store for `config` (creating a local one if needed); return its URI."""
     uri = tracking_uri(config)
+    mlflow.set_tracking_uri(uri)
     store = _local_store_dir(uri)
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
+        # Several processes opening a new store at once would all create its tables.
+        with open(store / ".deeparch.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)
     return uri
 
 
@@ -82,12 +88,22 @@ def base_tags(config: ExperimentConfig, stage: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def stage_run(config: ExperimentConfig, stage: str, tags: dict[str, str] | None = None) -> Iterator[Run]:
+def stage_run(
+    config: ExperimentConfig,
+    stage: str,
+    tags: dict[str, str] | None = None,
+    resume_run_id: str | None = None,
+) -> Iterator[Run]:
     """Open the MLflow run of one stage (nested under an active pipeline run, if any).
 
     An exception marks the run FAILED with the reason as a tag and the traceback as an
-    artifact; Ctrl-C marks it KILLED. The exception is re-raised either way.
+    artifact; Ctrl-C and SIGTERM mark it KILLED. The exception is re-raised either way.
+    `resume_run_id` reopens an earlier run of this stage instead of starting a new one.
     """
+    if resume_run_id is not None:
+        run = mlflow.start_run(run_id=resume_run_id)
+        yield from _closing(run, config)
+        return
     parent = mlflow.active_run()
     run_name = config.name if stage == "pipeline" else f"{config.name}/{stage}"
     all_tags = base_tags(config, stage)
@@ -100,11 +116,16 @@ def stage_run(config: ExperimentConfig, stage: str, tags: dict[str, str] | None 
         nested=parent is not None,
         tags=all_tags,
     )
+    yield from _closing(run, config)
+
+
+def _closing(run: Run, config: ExperimentConfig) -> Iterator[Run]:
+    """Yield the open run; end it FINISHED, FAILED or KILLED by how the block ends."""
     try:
         mlflow.log_text(config.to_yaml(), CONFIG_ARTIFACT)
         yield run
-    except KeyboardInterrupt:
-        _end_with(run, RunStatus.KILLED, "interrupted (Ctrl-C)")
+    except KeyboardInterrupt as interruption:
+        _end_with(run, RunStatus.KILLED, str(interruption) or "interrupted (Ctrl-C)")
         raise
     except BaseException as error:
         _end_with(run, RunStatus.FAILED, f"{type(error).__name__}: {error}")
@@ -124,9 +145,22 @@ def _end_with(run: Run, status: int, reason: str) -> None:
 
 
 def log_params(params: dict[str, Any]) -> None:
-    """Log params, truncating values longer than MLflow accepts."""
-    limit = 6000
-    mlflow.log_params({key: str(value)[:limit] for key, value in params.items()})
+    """Log params; a value longer than MLflow accepts keeps its start plus a hash of the whole.
+
+    The full resolved config is always the run's `config.yaml` artifact.
+    """
+    mlflow.log_params({key: param_value(value) for key, value in params.items()})
+
+
+def param_value(value: Any, limit: int = PARAM_VALUE_LIMIT) -> str:
+    """`str(value)`, or its first characters and `...[sha256:<12 hex>]` when too long."""
+    import hashlib
+
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    suffix = f"...[sha256:{hashlib.sha256(text.encode()).hexdigest()[:12]}]"
+    return text[: limit - len(suffix)] + suffix
 
 
 def log_keras_model(model: keras.Model, input_example: Any) -> str:
@@ -143,6 +177,29 @@ def log_keras_model(model: keras.Model, input_example: Any) -> str:
 def load_keras_model(model_uri: str) -> keras.Model:
     """The Keras model behind an MLflow model URI (`models:/...` or `runs:/...`)."""
     return mlflow.tensorflow.load_model(model_uri)
+
+
+def checkpoint_dir(run_id: str) -> Path:
+    """Where a train run keeps its per-epoch checkpoint: beside a local store, else in a temp dir."""
+    store = _local_store_dir(mlflow.get_tracking_uri())
+    root = (
+        store / "checkpoints" if store is not None else Path(tempfile.gettempdir()) / "deeparch-checkpoints"
+    )
+    return root / run_id
+
+
+def logged_steps(run_id: str, metric: str) -> set[int]:
+    """Steps at which `metric` was already logged in a run."""
+    return {entry.step for entry in mlflow.MlflowClient().get_metric_history(run_id, metric)}
+
+
+def metric_histories(run_id: str, metrics: list[str]) -> dict[str, list[float]]:
+    """Each metric's values in step order, as Keras' `History.history` holds them."""
+    client = mlflow.MlflowClient()
+    return {
+        name: [entry.value for entry in sorted(client.get_metric_history(run_id, name), key=lambda e: e.step)]
+        for name in metrics
+    }
 
 
 def get_run(run_id: str) -> Run:

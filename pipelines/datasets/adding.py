@@ -92,7 +92,9 @@ def builder_config(sequence_length: int) -> AddingConfig:
     return _config_of_length(sequence_length)
 
 
-def adding_problem(count: int, sequence_length: int, seed: int | tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def adding_problem(
+    count: int, sequence_length: int, seed: int | tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """`count` sequences `(count, T, 2)` of (value, marker) and their targets `(count,)`, float32."""
     if sequence_length < 2:
         raise ValueError(f"sequence_length {sequence_length} is too short; allowed: 2 or more")

@@ -29,6 +29,7 @@ class TrainResult:
     model_uri: str
     model: keras.Model
     history: dict[str, list[float]] = field(default_factory=dict)
+    reused: bool = False
 
 
 @dataclass
@@ -37,6 +38,7 @@ class EvaluateResult:
 
     run_id: str
     metrics: dict[str, float]
+    reused: bool = False
 
 
 @dataclass
@@ -46,3 +48,4 @@ class ExportResult:
     run_id: str
     path: Path
     parity: float
+    reused: bool = False

@@ -22,14 +22,21 @@ INPUT_EXAMPLE_SIZE = 4
 # Training examples on which GradientFlowProbe measures ∂loss/∂h_t, the same ones at every probe.
 GRADIENT_PROBE_SIZE = 256
 RECURRENT_ARCHITECTURES = ("rnn", "lstm")
+LOSS_METRIC = {False: "loss", True: "d_loss"}  # by whether the model is a GAN
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 
 
-def train_stage(config: ExperimentConfig, prepared: PrepareResult) -> TrainResult:
-    """Fit the configured architecture on the prepared data inside a `train` run."""
+def train_stage(
+    config: ExperimentConfig, prepared: PrepareResult, resume_run_id: str | None = None
+) -> TrainResult:
+    """Fit the configured architecture on the prepared data inside a `train` run.
+
+    Every epoch is checkpointed (`BackupAndRestore`); `resume_run_id` reopens a train run that
+    was killed and continues from its last checkpointed epoch, in the same MLflow run.
+    """
     dataset = prepared.dataset
     keras.utils.set_random_seed(config.seed)
     generative = config.architecture == "gan"
@@ -50,16 +57,20 @@ def train_stage(config: ExperimentConfig, prepared: PrepareResult) -> TrainResul
         "dataset_digest": dataset.digest,
         "data_hash": config.section_hash("data"),
     }
-    with tracking.stage_run(config, "train", tags) as run:
-        tracking.log_params(
-            {
-                **config.flat_params(),
-                "parameter_count": model.count_params(),
-                "prepare_run_id": prepared.run_id,
-            }
+    with tracking.stage_run(config, "train", tags, resume_run_id=resume_run_id) as run:
+        if resume_run_id is None:
+            tracking.log_params(
+                {
+                    **config.flat_params(),
+                    "parameter_count": model.count_params(),
+                    "prepare_run_id": prepared.run_id,
+                }
+            )
+            mlflow.log_text(model_summary(model), "model_summary.txt")
+        logged_steps = (
+            tracking.logged_steps(run.info.run_id, LOSS_METRIC[generative]) if resume_run_id else set()
         )
-        mlflow.log_text(model_summary(model), "model_summary.txt")
-        logger = MlflowEpochLogger(samples_per_epoch=len(train_split))
+        logger = MlflowEpochLogger(samples_per_epoch=len(train_split), logged_steps=logged_steps)
         callbacks = [keras.callbacks.TerminateOnNaN(), logger]
         if generative and config.train.sample_every:
             callbacks.append(
@@ -72,6 +83,8 @@ def train_stage(config: ExperimentConfig, prepared: PrepareResult) -> TrainResul
                     train_split.x[probe_batch], train_split.y[probe_batch], config.train.gradient_probe_epochs
                 )
             )
+        # Last, so that an epoch's metrics are written before its checkpoint.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(tracking.checkpoint_dir(run.info.run_id))))
         started = time.perf_counter()
         history = model.fit(
             as_tf_dataset(train_split, batch_size, shuffle=True, seed=config.seed, train=config.train),
@@ -83,6 +96,8 @@ def train_stage(config: ExperimentConfig, prepared: PrepareResult) -> TrainResul
         ).history
         seconds = time.perf_counter() - started
         _check_finite(history, ("d_loss", "g_loss") if generative else ("loss",))
+        if resume_run_id is not None:
+            history = tracking.metric_histories(run.info.run_id, list(history))
         mlflow.log_metrics(
             {
                 "train_seconds": seconds,

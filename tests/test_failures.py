@@ -1,0 +1,127 @@
+"""Runs that survive failure: signals, a killed training resumed, concurrent writers, long values."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+
+from .conftest import TINY, all_runs
+
+DEEPARCH = [sys.executable, "-m", "pipelines.cli"]
+# Long enough to be interrupted mid-run: MNIST-1D's 3,600 training examples, small batches.
+SLOW_TRAINING = ["train", "-e", "mlp-mnist1d", "train.batch_size=16", "train.augment_shift=0"]
+
+
+def _train_run(uri: str):
+    runs = [r for r in all_runs(uri) if r.data.tags.get("stage") == "train"]
+    return runs[0] if runs else None
+
+
+def _wait_for_epochs(uri: str, process: subprocess.Popen, epochs: int, timeout: float = 240):
+    """The train run, once it has logged `epochs` epochs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        run = _train_run(uri)
+        if (
+            run is not None
+            and len(mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "loss")) >= epochs
+        ):
+            return run
+        time.sleep(0.3)
+    raise AssertionError(f"training did not reach {epochs} epochs in {timeout} s")
+
+
+def test_sigterm_marks_the_run_killed_not_running(store):
+    process = subprocess.Popen(
+        [*DEEPARCH, *SLOW_TRAINING, "train.epochs=100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    run = _wait_for_epochs(store, process, 1)
+    process.send_signal(signal.SIGTERM)
+    _, error = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert b"KILLED" in error and b"Traceback" not in error
+    run = mlflow.MlflowClient(store).get_run(run.info.run_id)
+    assert run.info.status == "KILLED"
+    assert "SIGTERM" in run.data.tags["error"]
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_in_the_same_run_without_duplicate_or_missing_epochs(store, cli):
+    epochs = 12
+    process = subprocess.Popen(
+        [*DEEPARCH, *SLOW_TRAINING, f"train.epochs={epochs}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    run = _wait_for_epochs(store, process, 3)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    client = mlflow.MlflowClient(store)
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"  # SIGKILL cannot be caught
+    logged_before = len(client.get_metric_history(run.info.run_id, "loss"))
+    assert logged_before < epochs
+
+    status, output, error = cli("train", "--resume", run.info.run_id)
+    assert status == 0, error
+    finished = client.get_run(run.info.run_id)
+    assert finished.info.status == "FINISHED"
+    for metric in ("loss", "val_loss", "accuracy"):
+        steps = [entry.step for entry in client.get_metric_history(run.info.run_id, metric)]
+        assert sorted(steps) == list(range(1, epochs + 1)), (metric, steps)
+    assert finished.data.tags["model_uri"]
+    assert len([r for r in all_runs(store) if r.data.tags.get("stage") == "train"]) == 1
+
+
+def test_resume_refuses_a_finished_run(store, cli):
+    assert cli("train", "-e", "mlp-digits", *TINY)[0] == 0
+    run = _train_run(store)
+    status, _, error = cli("train", "--resume", run.info.run_id)
+    assert status == 2 and "nothing to resume" in error
+
+
+@pytest.mark.slow
+def test_four_concurrent_runs_on_one_sqlite_store_all_finish_with_everything_logged(store):
+    processes = [
+        subprocess.Popen(
+            [*DEEPARCH, "run", "-e", "mlp-digits", *TINY, f"seed={seed}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for seed in range(4)
+    ]
+    for process in processes:
+        _, error = process.communicate(timeout=600)
+        assert process.returncode == 0, error.decode()[-2000:]
+    runs = all_runs(store)
+    pipelines = [r for r in runs if r.data.tags.get("stage") == "pipeline"]
+    assert len(pipelines) == 4 and all(r.info.status == "FINISHED" for r in pipelines)
+    for stage in ("prepare", "train", "evaluate", "export"):
+        stage_runs = [r for r in runs if r.data.tags.get("stage") == stage]
+        assert len(stage_runs) >= 1 and all(r.info.status == "FINISHED" for r in stage_runs)
+    trains = [r for r in runs if r.data.tags.get("stage") == "train"]
+    assert sorted(r.data.params["seed"] for r in trains) == ["0", "1", "2", "3"]
+    for run in trains:
+        assert "loss" in run.data.metrics and "train.epochs" in run.data.params
+
+
+def test_a_config_value_too_long_for_a_param_is_truncated_with_a_hash_and_kept_whole_as_artifact(store, cli):
+    description = "x" * 7000
+    assert cli("train", "-e", "mlp-digits", *TINY, f"description={description}")[0] == 0
+    run = _train_run(store)
+    value = run.data.params["description"]
+    assert len(value) <= 6000 and "sha256:" in value
+    config_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
+    assert description in config_text
+
+
+def test_a_failing_stage_leaves_its_traceback_as_an_artifact(store, cli):
+    status, _, _ = cli("run", "-e", "mlp-digits", *TINY, "train.learning_rate=1e12", "train.epochs=2")
+    assert status == 1
+    run = _train_run(store)
+    assert run.info.status == "FAILED"
+    traceback_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/error/traceback.txt")
+    assert "NonFiniteLossError" in traceback_text
