@@ -96,6 +96,30 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="destination folder (default: exports/<name>-<run>)")
     export.set_defaults(handler=_export)
 
+    sweep = commands.add_parser("sweep", help="run a grid (or random sample) of overrides under one run")
+    sweep.add_argument(
+        "-e", "--experiment", required=True, help="shipped experiment name or path to a YAML file"
+    )
+    sweep.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=v1,v2",
+        help="axes (values split on top-level commas: model.units=[32],[64,64]) and plain overrides",
+    )
+    sweep.add_argument("--random", type=int, metavar="N", help="run N distinct combinations drawn at random")
+    sweep.add_argument("--seed", type=int, default=0, help="seed of --random (default: 0)")
+    sweep.set_defaults(handler=_sweep)
+
+    compare = commands.add_parser("compare", help="table of finished runs: differing params and a metric")
+    scope = compare.add_mutually_exclusive_group(required=True)
+    scope.add_argument("-e", "--experiment", help="experiment name, YAML file, suite or MLflow experiment")
+    scope.add_argument("--sweep", metavar="SWEEP_RUN_ID", help="only the runs of this sweep")
+    compare.add_argument(
+        "--metric", help="metric to sort by (default: test_accuracy, or the task's headline metric)"
+    )
+    compare.add_argument("--format", choices=("table", "csv", "markdown"), default="table")
+    compare.set_defaults(handler=_compare)
+
     ui = commands.add_parser("ui", help="open the MLflow UI on the local store (127.0.0.1)")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(handler=_ui)
@@ -228,6 +252,57 @@ def _headline(metrics: dict[str, float]) -> str:
     if "frechet_ratio" in metrics:
         return f"n/a (Fréchet ratio {metrics['frechet_ratio']:.2f})"
     return f"n/a (mse {metrics.get('test_mse', float('nan')):.4f})"
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from pipelines.sweep import plan_sweep
+
+    plan = plan_sweep(args.experiment, args.overrides, args.random, args.seed)  # validates every config
+    if args.random is not None and plan.sample is None:
+        print(f"--random {args.random} covers the whole grid of {plan.grid_size} combinations")
+    print(f"sweep {plan.sweep_hash} of {args.experiment}: {len(plan.combinations)} runs ({plan.describe()})")
+    _quiet_tensorflow()
+    from pipelines import compare, sweep, tracking
+
+    result = sweep.run_sweep(plan)
+    rows = [
+        [o.combination.label, o.run_id or "-", o.status, _headline(o.metrics) if o.metrics else "-"]
+        for o in result.outcomes
+    ]
+    print()
+    print(compare.render_table(["combination", "run", "status", "test accuracy"], rows))
+    print()
+    sweep_run = tracking.get_run(result.run_id)
+    print(f"sweep run {result.run_id}: {tracking.run_url(sweep_run)}")
+    print(f"  runs table: {tracking.experiment_url(sweep_run.info.experiment_id)}")
+    print(f"  compare:    deeparch compare --sweep {result.run_id}")
+    if result.failed:
+        print(
+            f"deeparch: {len(result.failed)} of {len(result.outcomes)} combinations failed; "
+            "the same command runs them again and skips the finished ones",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pipelines import compare
+
+    if args.sweep:
+        runs, experiments = compare.sweep_runs(args.sweep)
+        scope = f"sweep run {args.sweep}"
+    else:
+        runs, experiments = compare.experiment_runs(args.experiment)
+        scope = f"experiment {args.experiment}"
+    comparison = compare.compare(runs, args.metric, experiments, scope)
+    print(compare.render(comparison, args.format))
+    # CSV stays machine-readable on stdout; the notes go to stderr.
+    notes = sys.stderr if args.format == "csv" else sys.stdout
+    print(file=notes)
+    print(compare.describe(comparison), file=notes)
+    print(compare.ui_links(comparison, args.format), file=notes)
+    return 0
 
 
 def _ui(args: argparse.Namespace) -> int:

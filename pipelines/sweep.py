@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import random
+import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -135,31 +136,29 @@ def split_values(text: str) -> list[str]:
     return [value.strip() for value in values]
 
 
-def plan_sweep(
-    experiment: str, overrides: list[str], sample: int | None = None, seed: int = 0
-) -> SweepPlan:
-    """Parse axes, build the grid (or a seeded sample of it) and validate every combination's config."""
-    axes, fixed, order = _axes_and_fixed(overrides)
+def plan_sweep(experiment: str, overrides: list[str], sample: int | None = None, seed: int = 0) -> SweepPlan:
+    """Parse the axes, build the grid (or a seeded sample of it) and validate every combination."""
+    axes, fixed, ordered = _axes_and_fixed(overrides)
     if not axes:
         raise ConfigError(
-            "a sweep needs at least one axis: an override with comma-separated values, e.g. "
+            "a sweep needs at least one axis, an override with comma-separated values such as "
             "train.learning_rate=1e-3,3e-3 or model.units=[32],[64,64]; for one run use `deeparch run`"
         )
     grid = list(itertools.product(*(axis.values for axis in axes)))
+    grid_size = len(grid)
     if sample is not None:
         if sample < 1:
             raise ConfigError(f"--random {sample} is not allowed; give a number of combinations >= 1")
-        if sample >= len(grid):
+        if sample >= grid_size:
             sample = None  # the whole grid: the same sweep as without --random
         else:
             grid = _sampled(grid, axes, sample, seed)
-    combinations = _validated(experiment, axes, order, grid)
     return SweepPlan(
         experiment=experiment,
         axes=tuple(axes),
         fixed=tuple(fixed),
-        combinations=combinations,
-        grid_size=len(list(itertools.product(*(axis.values for axis in axes)))),
+        combinations=_validated(experiment, axes, ordered, grid),
+        grid_size=grid_size,
         sample=sample,
         seed=seed,
         sweep_hash=_sweep_hash(experiment, axes, fixed, sample, seed),
@@ -236,9 +235,13 @@ def _axes_and_fixed(overrides: list[str]) -> tuple[list[Axis], list[str], list[t
             fixed.append(item)
             continue
         if not all(values):
-            raise ConfigError(f"override {item!r}: an axis value is empty; allowed: v1,v2,... without empty values")
+            raise ConfigError(
+                f"override {item!r}: an axis value is empty; allowed: v1,v2,... without empty values"
+            )
         canonical = [_canonical(key, value) for value in values]
-        repeated = [value for value, parsed in zip(values, canonical, strict=True) if canonical.count(parsed) > 1]
+        repeated = [
+            value for value, parsed in zip(values, canonical, strict=True) if canonical.count(parsed) > 1
+        ]
         if repeated:
             raise ConfigError(
                 f"override {item!r}: {', '.join(repeated)} are the same value of {key}; give each value once"
@@ -341,7 +344,9 @@ def _check_against_data(plan: SweepPlan) -> None:
         )
 
 
-def _run_combination(plan: SweepPlan, combination: Combination, sweep_run: Run, position: str) -> SweepOutcome:
+def _run_combination(
+    plan: SweepPlan, combination: Combination, sweep_run: Run, position: str
+) -> SweepOutcome:
     """Skip a combination that finished earlier; otherwise run its pipeline under the sweep run."""
     from pipelines import runner
 
