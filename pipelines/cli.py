@@ -94,7 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export the model of a train run as a SavedModel")
     export.add_argument("--run", required=True, metavar="TRAIN_RUN_ID", help="id of a finished train run")
     export.add_argument("--out", type=Path, help="destination folder (default: exports/<name>-<run>)")
+    export.add_argument("--register", metavar="NAME", help="also register the model under NAME in MLflow")
     export.set_defaults(handler=_export)
+
+    promote = commands.add_parser(
+        "promote", help="move the `champion` alias to a registered version that passes its evaluation"
+    )
+    promote.add_argument("name", help="registered model name")
+    promote.add_argument("--version", required=True, help="the version to promote")
+    promote.set_defaults(handler=_promote)
 
     sweep = commands.add_parser("sweep", help="run a grid (or random sample) of overrides under one run")
     sweep.add_argument(
@@ -194,10 +202,24 @@ def _export(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from pipelines import runner
 
-    result = runner.export(args.run, args.out)
+    result = runner.export(args.run, args.out, register=args.register)
     print(
         f"exported train run {args.run} to {result.path} (parity {result.parity:.2g}) in run {result.run_id}"
     )
+    if result.registered_version:
+        print(f"registered as {args.register!r} version {result.registered_version}")
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from pipelines import registry, tracking
+
+    tracking.configure()
+    try:
+        print(registry.promote(args.name, args.version))
+    except registry.PromotionRefused as refusal:
+        print(f"deeparch: not promoted: {refusal}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 

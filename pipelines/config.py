@@ -197,6 +197,9 @@ class ExportConfig(StrictModel):
     parity_tolerance: Annotated[float, Field(gt=0.0)] = Field(
         1e-5, description="Largest allowed |Keras - SavedModel| output difference."
     )
+    register: str | None = Field(
+        None, description="Register the trained model under this name in the MLflow model registry."
+    )
 
 
 class TrackingConfig(StrictModel):

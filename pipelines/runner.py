@@ -126,9 +126,11 @@ def evaluate(train_run_id: str) -> EvaluateResult:
     return evaluate_stage(config, trained, dataset, evaluator)
 
 
-def export(train_run_id: str, export_dir: Path | None = None) -> ExportResult:
-    """Export the model of an earlier train run as a SavedModel."""
+def export(train_run_id: str, export_dir: Path | None = None, register: str | None = None) -> ExportResult:
+    """Export the model of an earlier train run as a SavedModel (and register it when named)."""
     config, trained, dataset = _from_train_run(train_run_id)
+    if register:
+        config = config.model_copy(update={"export": config.export.model_copy(update={"register": register})})
     return export_stage(config, trained, dataset, export_destination(config, train_run_id, export_dir))
 
 

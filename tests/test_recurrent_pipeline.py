@@ -97,7 +97,9 @@ def test_vanishing_gradients_suite_gives_rnn_and_lstm_the_same_budget_with_the_p
 
 
 def test_reference_implementation_trains_through_the_cli(store, cli):
-    status, _, _ = cli("train", "-e", "lstm-digits", *TINY, "model.units=[8]", "model.implementation=reference")
+    status, _, _ = cli(
+        "train", "-e", "lstm-digits", *TINY, "model.units=[8]", "model.implementation=reference"
+    )
     assert status == 0
     train = _runs_by_stage(store)["train"][0]
     assert train.data.params["model.implementation"] == "reference"
@@ -116,7 +118,9 @@ def test_text_pipeline_adapts_a_vocabulary_and_exports_a_model_that_reads_raw_st
     text_run = ["data.name=imdb_reviews", "data.download=false", "train.epochs=1", "model.units=[8]"]
     small_text = ["model.sequence_length=16", "model.embedding_dim=8", "model.max_tokens=100"]
     with tfds.testing.mock_data(num_examples=40):
-        status, _, _ = cli("run", "-e", "lstm-digits", *text_run, *small_text, "--out", str(tmp_path / "text"))
+        status, _, _ = cli(
+            "run", "-e", "lstm-digits", *text_run, *small_text, "--out", str(tmp_path / "text")
+        )
     assert status == 0
     runs = _runs_by_stage(store)
     prepare, export = runs["prepare"][0], runs["export"][0]

@@ -98,7 +98,7 @@ def test_grid_sweep_nests_one_pipeline_run_per_combination_under_one_sweep_run(s
     assert "test accuracy" in output and f"deeparch compare --sweep {sweep.info.run_id}" in output
 
 
-def test_interrupted_sweep_resumes_with_only_the_unfinished_combinations(store, cli, monkeypatch):
+def test_interrupted_sweep_resumes_with_only_the_unfinished_combinations(store, cli):
     from pipelines import runner
 
     real_run_pipeline = runner.run_pipeline
@@ -111,9 +111,9 @@ def test_interrupted_sweep_resumes_with_only_the_unfinished_combinations(store, 
         return real_run_pipeline(config, *args, **kwargs)
 
     sweep = ("sweep", "-e", "mlp-digits", *TINY, "train.learning_rate=1e-3,3e-3")
-    monkeypatch.setattr(runner, "run_pipeline", interrupted_at_the_second)
-    assert cli(*sweep)[0] == 130
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:  # not `monkeypatch`: it also holds the store
+        patch.setattr(runner, "run_pipeline", interrupted_at_the_second)
+        assert cli(*sweep)[0] == 130
     (killed,) = _runs_by_stage(store)["sweep"]
     assert killed.info.status == "KILLED"
     (first,) = _runs_by_stage(store)["pipeline"]

@@ -1,10 +1,11 @@
 """`adding`: the adding problem of Hochreiter & Schmidhuber (1997), generated locally and seeded.
 
 Each example is a sequence of T steps of (value, marker) pairs: values are uniform in [0, 1),
-exactly two markers are 1 (one in the first half of the sequence, one in the second half, as
-in Le, Jaitly & Hinton 2015 and most later work), and the target is the sum of the two marked
-values. Always predicting 1.0 scores an MSE of Var(U + U') = 1/6 ≈ 0.167, the baseline to beat;
-a model has to carry the first marked value across at least T/2 steps to do better.
+exactly two markers are 1, one in the first half of the sequence and one in the second half,
+and the target is the sum of the two marked values. This is the form later work uses (e.g.
+Arjovsky, Shah & Bengio 2016), not the 1997 paper's exact marker placement and target scaling.
+Always predicting 1.0 scores an MSE of Var(U + U') = 1/6 ≈ 0.167, the baseline to beat; a
+model has to carry the first marked value across the sequence to do better.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from pipelines import tracking
+from pipelines import registry, tracking
 from pipelines.config import ExperimentConfig
 from pipelines.data import LoadedDataset
 from pipelines.serving import example_inputs, model_inputs, servable
@@ -50,7 +50,15 @@ def export_stage(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         mlflow.set_tag("export_path", str(destination))
-    return ExportResult(run_id=run.info.run_id, path=destination, parity=parity)
+        version = None
+        if config.export.register:
+            version = registry.register(
+                config.export.register,
+                trained.model_uri,
+                {"train_run_id": trained.run_id, "dataset_digest": dataset.digest, "experiment": config.name},
+            )
+            mlflow.set_tags({"registered_model": config.export.register, "registered_version": version})
+    return ExportResult(run_id=run.info.run_id, path=destination, parity=parity, registered_version=version)
 
 
 def saved_model_parity(model, saved_model: Path, batch: np.ndarray | dict[str, np.ndarray]) -> float:

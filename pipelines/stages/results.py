@@ -49,3 +49,4 @@ class ExportResult:
     path: Path
     parity: float
     reused: bool = False
+    registered_version: str | None = None

@@ -1,0 +1,58 @@
+"""Registering exported models and promoting a version to `champion` only when it deserves it."""
+
+from __future__ import annotations
+
+import mlflow
+
+from .conftest import TINY, all_runs
+
+
+def _train_runs(uri: str) -> list:
+    return [r for r in all_runs(uri) if r.data.tags.get("stage") == "train"]
+
+
+def _train_evaluate_register(cli, uri: str, *overrides: str) -> str:
+    """Train and evaluate through the CLI, export with --register; return the new version."""
+    assert cli("train", "-e", "mlp-digits", *TINY, *overrides)[0] == 0
+    train_run = _train_runs(uri)[0]
+    assert cli("evaluate", "--run", train_run.info.run_id)[0] == 0
+    status, output, _ = cli("export", "--run", train_run.info.run_id, "--register", "digits-classifier")
+    assert status == 0
+    return output.split("version ")[-1].strip()
+
+
+def test_promotion_accepts_a_good_version_and_refuses_a_worse_one(store, cli):
+    good = _train_evaluate_register(cli, store, "train.epochs=3")
+    status, output, _ = cli("promote", "digits-classifier", "--version", good)
+    assert status == 0 and "now the champion" in output
+    client = mlflow.MlflowClient(store)
+    assert str(client.get_model_version_by_alias("digits-classifier", "champion").version) == good
+
+    # One step of a tiny learning rate: the same data, a much worse model.
+    worse = _train_evaluate_register(cli, store, "train.epochs=1", "train.learning_rate=1e-6", "seed=3")
+    status, _, error = cli("promote", "digits-classifier", "--version", worse)
+    assert status == 1
+    assert "worse than the champion" in error and "unchanged" in error
+    assert str(client.get_model_version_by_alias("digits-classifier", "champion").version) == good
+
+
+def test_promotion_refuses_a_version_below_the_experiments_threshold(store, cli):
+    version = _train_evaluate_register(cli, store, "train.learning_rate=1e-6", "evaluate.min_accuracy=0.99")
+    status, _, error = cli("promote", "digits-classifier", "--version", version)
+    assert status == 1 and "below the experiment's evaluate.min_accuracy" in error
+    client = mlflow.MlflowClient(store)
+    assert "champion" not in client.get_registered_model("digits-classifier").aliases
+
+
+def test_promotion_refuses_a_version_without_evaluation(store, cli):
+    assert cli("train", "-e", "mlp-digits", *TINY)[0] == 0
+    run_id = _train_runs(store)[0].info.run_id
+    assert cli("export", "--run", run_id, "--register", "unevaluated")[0] == 0
+    status, _, error = cli("promote", "unevaluated", "--version", "1")
+    assert status == 1 and f"deeparch evaluate --run {run_id}" in error
+
+
+def test_promoting_an_unknown_version_is_a_usage_error(store, cli):
+    _train_evaluate_register(cli, store)
+    status, _, error = cli("promote", "digits-classifier", "--version", "7")
+    assert status == 2 and "has no version '7'" in error
