@@ -7,7 +7,7 @@ from typing import Literal
 
 import keras
 
-from models.heads import BATCH_NORM_MOMENTUM, output_head
+from models.heads import BATCH_NORM_MOMENTUM, normalized_inputs, output_head
 from models.spec import DataSpec
 
 
@@ -31,7 +31,7 @@ def build_cnn(
     """
     kernel_sizes = _per_block(kernel_size, len(filters), "kernel_size")
     inputs = keras.Input(shape=spec.input_shape, name="inputs")
-    x = inputs
+    x = normalized_inputs(inputs, spec)
     if len(spec.input_shape) == 1:
         x = keras.layers.Reshape((spec.input_shape[0], 1), name="as_sequence")(x)
     two_dimensional = len(spec.input_shape) == 3

@@ -11,15 +11,30 @@ from models.spec import DataSpec
 BATCH_NORM_MOMENTUM = 0.9
 
 
+def normalized_inputs(inputs: keras.KerasTensor, spec: DataSpec) -> keras.KerasTensor:
+    """The inputs standardised with the train split's statistics when the spec carries them."""
+    if spec.input_mean is None:
+        return inputs
+    return keras.layers.Normalization(
+        mean=list(spec.input_mean), variance=list(spec.input_variance), name="normalization"
+    )(inputs)
+
+
 def output_head(features: keras.KerasTensor, spec: DataSpec) -> keras.KerasTensor:
     """Softmax probabilities for classification, a linear layer for regression.
 
-    The head computes in float32 so that a mixed-precision body still serves stable outputs.
+    The head computes in float32 so that a mixed-precision body still serves stable outputs. A
+    regression target with a mean and scale is predicted standardised, then mapped back to its units.
     """
     if spec.task == "classification":
         return keras.layers.Dense(
             spec.output_units, activation="softmax", dtype="float32", name="probabilities"
         )(features)
     if spec.task == "regression":
-        return keras.layers.Dense(spec.output_units, dtype="float32", name="prediction")(features)
+        prediction = keras.layers.Dense(spec.output_units, dtype="float32", name="prediction")(features)
+        if (spec.target_mean, spec.target_scale) == (0.0, 1.0):
+            return prediction
+        return keras.layers.Rescaling(
+            spec.target_scale, offset=spec.target_mean, dtype="float32", name="target_units"
+        )(prediction)
     raise ValueError(f"task {spec.task!r} has no supervised head; allowed: classification, regression")

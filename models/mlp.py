@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
-from models.heads import BATCH_NORM_MOMENTUM, output_head
+from models.heads import BATCH_NORM_MOMENTUM, normalized_inputs, output_head
 from models.spec import DataSpec
 
 
@@ -19,7 +19,7 @@ def build_mlp(
 ) -> keras.Model:
     """A dense stack of `units` on the flattened input, with the head `spec.task` asks for."""
     inputs = keras.Input(shape=spec.input_shape, name="inputs")
-    x = keras.layers.Flatten(name="flatten")(inputs)
+    x = keras.layers.Flatten(name="flatten")(normalized_inputs(inputs, spec))
     for index, width in enumerate(units):
         x = keras.layers.Dense(width, use_bias=not batch_norm, name=f"dense_{index}")(x)
         if batch_norm:

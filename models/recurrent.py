@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from models.cells import LSTMStep, SimpleRNNStep
-from models.heads import output_head
+from models.heads import normalized_inputs, output_head
 from models.spec import DataSpec
 
 Implementation = Literal["keras", "reference"]
@@ -177,7 +177,7 @@ def _build_recurrent(
     if not units:
         raise ValueError("units is empty; give at least one recurrent layer width, e.g. (64,)")
     inputs = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name="inputs")
-    x = _as_time_steps(inputs, spec, vocabulary, sequence_length, embedding_dim)
+    x = _as_time_steps(normalized_inputs(inputs, spec), spec, vocabulary, sequence_length, embedding_dim)
     for index, width in enumerate(units):
         layer = recurrent_layer(width, f"recurrent_{index}")
         if bidirectional:

@@ -15,6 +15,11 @@ class DataSpec:
     `input_shape` is `(height, width, channels)` for images, `(steps, features)` or `(steps,)`
     for sequences and `(features,)` for flat vectors. `num_classes` is set for classification
     (and for class-conditional generation); `num_outputs` is the width of a regression target.
+
+    Raw-valued data (a user's CSV) carries the train split's statistics: `input_mean` and
+    `input_variance` per feature (last axis) standardise the inputs inside the model, and a
+    regression head maps its output back to the target's units with `target_mean` and
+    `target_scale`, so a model and its SavedModel read and return raw values.
     """
 
     input_shape: tuple[int, ...]
@@ -22,6 +27,10 @@ class DataSpec:
     num_classes: int | None = None
     num_outputs: int = 1
     input_dtype: str = "float32"
+    input_mean: tuple[float, ...] | None = None
+    input_variance: tuple[float, ...] | None = None
+    target_mean: float = 0.0
+    target_scale: float = 1.0
 
     @property
     def is_image(self) -> bool:

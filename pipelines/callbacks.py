@@ -87,8 +87,11 @@ class GradientFlowProbe(keras.callbacks.Callback):
     probe uses the same batch `(x, y)` and the compiled loss, logs the metric
     `gradient_norm_ratio_first_to_last` (‖∂loss/∂h_0‖ / ‖∂loss/∂h_{T-1}‖) at the probe's epoch,
     and rewrites the figure `gradient_flow.png` and the table `gradient_flow.csv` (epoch, step,
-    norm) with every probe so far, so an interrupted run keeps what it measured.
+    norm) with every probe so far, so an interrupted run keeps what it measured, and a resumed
+    run starts from the table it logged before.
     """
+
+    TABLE = "gradient_flow.csv"
 
     def __init__(self, x: np.ndarray, y: np.ndarray, epochs: list[int]) -> None:
         super().__init__()
@@ -98,7 +101,8 @@ class GradientFlowProbe(keras.callbacks.Callback):
         self.norms: dict[int, np.ndarray] = {}
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        if 0 in self.epochs:
+        self.norms = self._logged_norms()
+        if 0 in self.epochs and 0 not in self.norms:
             self._probe(0)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -109,14 +113,37 @@ class GradientFlowProbe(keras.callbacks.Callback):
         from models.recurrent import hidden_state_gradient_norms
         from pipelines import plots
 
-        norms = hidden_state_gradient_norms(self.model, self.x, self.y, self.model.loss)
+        norms = hidden_state_gradient_norms(self.model, self.x, self.y, _batch_loss(self.model.loss))
         self.norms[epoch] = norms
-        mlflow.log_metric("gradient_norm_ratio_first_to_last", float(norms[0] / norms[-1]), step=epoch)
+        if norms[-1] > 0:
+            mlflow.log_metric("gradient_norm_ratio_first_to_last", float(norms[0] / norms[-1]), step=epoch)
         rows = [
             f"{probed},{step},{norm!r}"
             for probed, probed_norms in sorted(self.norms.items())
             for step, norm in enumerate(probed_norms.tolist())
         ]
-        mlflow.log_text("\n".join(["epoch,step,norm", *rows]) + "\n", "gradient_flow.csv")
+        mlflow.log_text("\n".join(["epoch,step,norm", *rows]) + "\n", self.TABLE)
         title = f"{self.model.name}: gradient flow through the hidden states"
         mlflow.log_figure(plots.gradient_flow(self.norms, title=title), "gradient_flow.png")
+
+    def _logged_norms(self) -> dict[int, np.ndarray]:
+        """The probes the active run already logged (a resumed run), by epoch; empty for a new run."""
+        run = mlflow.active_run()
+        if run is None or self.TABLE not in {
+            artifact.path for artifact in mlflow.MlflowClient().list_artifacts(run.info.run_id)
+        }:
+            return {}
+        rows = mlflow.artifacts.load_text(mlflow.get_artifact_uri(self.TABLE)).splitlines()[1:]
+        by_epoch: dict[int, list[float]] = {}
+        for row in rows:
+            epoch, _, norm = row.split(",")
+            by_epoch.setdefault(int(epoch), []).append(float(norm))
+        return {epoch: np.array(norms) for epoch, norms in by_epoch.items()}
+
+
+def _batch_loss(loss):
+    """The compiled loss as a batch-mean function of (y_true, y_pred); `compile` also takes a name."""
+    if callable(loss):
+        return loss
+    per_example = keras.losses.get(loss)
+    return lambda y_true, y_pred: keras.ops.mean(per_example(y_true, y_pred))

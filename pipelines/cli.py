@@ -131,6 +131,38 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="open the MLflow UI on the local store (127.0.0.1)")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(handler=_ui)
+
+    server = commands.add_parser(
+        "server",
+        help="start an MLflow tracking server a team shares (database, proxied artifacts, basic auth)",
+        description="The admin password comes from the DEEPARCH_ADMIN_PASSWORD environment variable.",
+    )
+    server.add_argument(
+        "--backend-store-uri",
+        required=True,
+        metavar="URI",
+        help="postgresql://USER@HOST:PORT/DATABASE (or sqlite:///FILE.db to try it alone)",
+    )
+    server.add_argument(
+        "--artifacts-destination",
+        default="mlartifacts",
+        metavar="DIR_OR_URI",
+        help="where the server keeps artifacts (default: ./mlartifacts); clients go through the server",
+    )
+    server.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    server.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
+    server.add_argument("--workers", type=int, help="server worker processes (default: MLflow's, 4)")
+    server.add_argument("--admin-username", default="admin", help="the admin user (default: admin)")
+    server.add_argument(
+        "--default-permission",
+        choices=("READ", "NO_PERMISSIONS", "EDIT", "MANAGE"),
+        default="READ",
+        help="what users hold on experiments nobody granted them (default: READ)",
+    )
+    server.add_argument(
+        "--allowed-hosts", metavar="HOSTS", help="Host headers to accept beyond localhost and private IPs"
+    )
+    server.set_defaults(handler=_server)
     return parser
 
 
@@ -140,6 +172,7 @@ def _list(args: argparse.Namespace) -> int:
 
     print("architectures:", ", ".join(architectures()))
     print("embedded datasets:", ", ".join(EMBEDDED_DATASETS), "(plus any TFDS catalog name)")
+    print("your own data: data.source=csv|npz|images data.path=FILE_OR_FOLDER (see the README)")
     print("shipped experiments:", ", ".join(shipped_experiments()))
     return 0
 
@@ -237,7 +270,10 @@ def _run(args: argparse.Namespace) -> int:
     print(_summary_table(results))
     print()
     experiments = sorted({tracking.get_run(r.run_id).info.experiment_id for r in results})
-    print(f"Runs in the MLflow UI (start it with `deeparch ui`, or `{' '.join(tracking.ui_command())}`):")
+    if tracking.is_tracking_server():
+        print("Runs in the tracking server's UI:")
+    else:
+        print(f"Runs in the MLflow UI (start it with `deeparch ui`, or `{' '.join(tracking.ui_command())}`):")
     for experiment in experiments:
         print(f"  {tracking.experiment_url(experiment)}")
     return 0
@@ -342,6 +378,22 @@ def _ui(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _server(args: argparse.Namespace) -> int:
+    from pipelines import server
+
+    settings = server.settings_from(
+        args.backend_store_uri,
+        artifacts_destination=args.artifacts_destination,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        admin_username=args.admin_username,
+        default_permission=args.default_permission,
+        allowed_hosts=args.allowed_hosts,
+    )
+    return server.serve(settings)
+
+
 def _quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ and TFDS progress chatter out of the user's terminal."""
     import absl.logging
@@ -355,6 +407,11 @@ def _quiet_tensorflow() -> None:
 
 def _is_user_facing(error: Exception) -> bool:
     """Errors whose message is the whole story for a user; others are bugs and keep a traceback."""
+    from pipelines import tracking
+
+    # A tracking server's 401/403 anywhere in a run: the login or the permission is the story.
+    if isinstance(error, tracking.TrackingAccessError) or tracking.access_error(error) is not None:
+        return True
     from pipelines.data import DataError
     from pipelines.stages.export import ExportParityError
     from pipelines.stages.train import NonFiniteLossError

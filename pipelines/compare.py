@@ -79,15 +79,16 @@ def experiment_runs(experiment: str) -> tuple[list[Run], list[str]]:
         experiment_ids = []
         for config in configs:
             tracking.configure(config)
-            experiment_ids.append(tracking.experiment_id(config))
-        experiment_ids = sorted(set(experiment_ids))
-    runs = _finished_pipeline_runs(experiment_ids)
+            found = mlflow.MlflowClient().get_experiment_by_name(config.tracking.experiment or config.name)
+            if found is not None:  # looking must not create empty experiments
+                experiment_ids.append(found.experiment_id)
+    runs = _finished_pipeline_runs(sorted(set(experiment_ids))) if experiment_ids else []
     if not runs:
         raise ConfigError(
             f"experiment {experiment!r} has no FINISHED pipeline runs in {mlflow.get_tracking_uri()}; "
             f"start one with `deeparch run -e {experiment}` or `deeparch sweep -e {experiment} ...`"
         )
-    return runs, experiment_ids
+    return runs, sorted({run.info.experiment_id for run in runs})
 
 
 def sweep_runs(sweep_run_id: str) -> tuple[list[Run], list[str]]:
@@ -127,7 +128,7 @@ def compare(runs: list[Run], metric: str | None, experiment_ids: list[str], scop
             final = own_history[-1][1] if own_history else train.data.metrics.get(metric)
         best, best_epoch = _best(history, higher)
         rows.append(ComparedRun(run, all_params[run.info.run_id], final, best, best_epoch))
-    rows.sort(key=lambda row: _sort_key(row.final, higher))
+    rows.sort(key=lambda row: (_sort_key(row.final, higher), _sort_key(row.best, higher)))
     return Comparison(
         metric, history_metric, higher, _differing(all_params.values()), rows, experiment_ids, scope
     )
@@ -250,10 +251,14 @@ def _config_params(run: Run, train: Run | None) -> dict[str, str]:
 
 
 def _differing(all_params) -> list[str]:
-    """Config keys whose values are not the same in every run, in a stable order."""
+    """Config keys that hold different values in different runs, in a stable order.
+
+    A key some runs lack (a field added since, another architecture's hyper-parameter) differs
+    only if the runs that have it disagree.
+    """
     all_params = list(all_params)
     keys = sorted({key for params in all_params for key in params})
-    return [key for key in keys if len({params.get(key) for params in all_params}) > 1]
+    return [key for key in keys if len({params[key] for params in all_params if key in params}) > 1]
 
 
 def _default_metric(runs: list[Run], train_runs: dict[str, Run | None]) -> str:

@@ -34,7 +34,22 @@ class StrictModel(BaseModel):
 
 
 class DataConfig(StrictModel):
-    name: str = Field(description="Embedded dataset (digits, mnist1d, adding) or a TFDS catalog name.")
+    # `source` and `path` come first: the validators of the fields below read them.
+    source: Literal["tfds", "csv", "npz", "images"] = Field(
+        "tfds",
+        description="Where the data comes from: TFDS, a CSV file, a NumPy .npz file or an image folder.",
+    )
+    path: str | None = Field(
+        None,
+        validate_default=True,
+        description="The csv/npz file or the image folder (one sub-folder per class); not for tfds.",
+    )
+    name: str | None = Field(
+        None,
+        validate_default=True,
+        description="tfds: embedded dataset (digits, mnist1d, adding) or a TFDS catalog name; "
+        "other sources: a label for the data, default the file's stem.",
+    )
     data_dir: str | None = Field(None, description="TFDS data directory; None uses TFDS' default.")
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         0.1, description="Share of the train split held out for validation when none is given."
@@ -46,10 +61,71 @@ class DataConfig(StrictModel):
     sequence_length: Annotated[int, Field(ge=2)] = Field(
         100, description="Sequence length T of the `adding` dataset; other datasets ignore it."
     )
+    target: str | None = Field(
+        None, validate_default=True, description="csv: the column to predict (label, value or time series)."
+    )
+    features: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="csv: the feature columns; None takes every other numeric column."
+    )
+    task: Literal["auto", "classification", "regression", "forecast"] = Field(
+        "auto",
+        description="csv/npz: auto infers it (integer or text target with few values: classification; "
+        "float: regression); forecast: csv time series.",
+    )
+    time_column: str | None = Field(
+        None, description="csv forecast: the column that orders the rows in time; None keeps file order."
+    )
+    window: PositiveInt = Field(24, description="csv forecast: past values each forecast reads.")
+    horizon: PositiveInt = Field(1, description="csv forecast: next values each forecast predicts.")
+    image_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = Field(
+        [32, 32], description="images: [height, width] every image is resized to."
+    )
+    grayscale: bool = Field(False, description="images: read one channel instead of three (RGB).")
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.2, description="csv/npz/images: share held out for test when the data has no test split."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path_for_own_data(cls, path: str | None, info: ValidationInfo) -> str | None:
+        source = info.data.get("source")
+        if source not in (None, "tfds") and not path:
+            raise ValueError(f"required when data.source is {source!r}; give the file or folder to read")
+        return path
+
+    @field_validator("target")
+    @classmethod
+    def _target_for_csv(cls, target: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("source") == "csv" and not target:
+            raise ValueError("required when data.source is 'csv'; give the name of the column to predict")
+        return target
+
+    @field_validator("task")
+    @classmethod
+    def _task_fits_source(cls, task: str, info: ValidationInfo) -> str:
+        source = info.data.get("source")
+        allowed = {
+            "tfds": ("auto",),  # a TFDS dataset declares its own task
+            "csv": ("auto", "classification", "regression", "forecast"),
+            "npz": ("auto", "classification", "regression"),
+            "images": ("auto", "classification"),
+        }.get(source, (task,))
+        if task not in allowed:
+            raise ValueError(f"does not apply to data.source {source!r}; allowed: {', '.join(allowed)}")
+        return task
 
     @field_validator("name")
     @classmethod
-    def _known_dataset(cls, name: str) -> str:
+    def _known_dataset(cls, name: str | None, info: ValidationInfo) -> str | None:
+        source = info.data.get("source")
+        if source != "tfds":
+            path = info.data.get("path")
+            return name or (Path(path).stem if path else source)
+        if name is None:
+            raise ValueError(
+                f"required when data.source is 'tfds'; allowed: {', '.join(EMBEDDED_DATASETS)} "
+                "or a TFDS catalog name"
+            )
         if name in EMBEDDED_DATASETS:
             return name
         from pipelines.catalog import catalog_names  # imports TFDS, only for non-embedded names
@@ -165,6 +241,10 @@ class TrainConfig(StrictModel):
     clipnorm: Annotated[float, Field(gt=0.0)] | None = Field(
         None, description="Clip each gradient to this norm; None disables clipping."
     )
+    strategy: Literal["default", "mirrored", "multi_worker"] = Field(
+        "default",
+        description="tf.distribute strategy: one device, all local devices, or TF_CONFIG's cluster.",
+    )
     jit_compile: bool = Field(False, description="Compile the train step with XLA.")
     steps_per_execution: PositiveInt = Field(1, description="Batches per compiled call.")
     augment_shift: Annotated[int, Field(ge=0)] = Field(
@@ -197,7 +277,7 @@ class ExportConfig(StrictModel):
     parity_tolerance: Annotated[float, Field(gt=0.0)] = Field(
         1e-5, description="Largest allowed |Keras - SavedModel| output difference."
     )
-    register: str | None = Field(
+    registered_model: str | None = Field(
         None, description="Register the trained model under this name in the MLflow model registry."
     )
 
@@ -339,6 +419,11 @@ def resolve(raw: dict[str, Any], overrides: list[str] = (), source: str = "confi
                 tree["model"] = {
                     key: item for key, item in tree["model"].items() if key in overridden_model_keys
                 }
+        if path == ["data", "source"] and isinstance(tree.get("data"), dict):
+            if tree["data"].get("source", "tfds") != value and ["data", "name"] not in [p for p, _ in parsed]:
+                # The experiment's TFDS dataset name does not name the user's file: the name
+                # defaults to the file's stem instead.
+                tree["data"].pop("name", None)
         _set_path(tree, path, value)
     try:
         return ExperimentConfig.model_validate(tree)

@@ -1,4 +1,5 @@
-"""The one place that knows where data comes from: TFDS (embedded builders or the catalog).
+"""The one place that knows where data comes from: TFDS (embedded builders or the catalog), or
+the user's own files through `pipelines.sources` (`data.source`: csv, npz, images).
 
 `load_dataset` returns every split as NumPy arrays plus what a model builder needs to know
 (`DataSpec`); `as_tf_dataset` turns a split into a cached, shuffled, batched, prefetched
@@ -7,11 +8,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib
 import socket
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,10 +56,14 @@ class LoadedDataset:
 
     name: str
     version: str
-    source: str  # "embedded" or "tfds-catalog"
+    source: str  # "embedded", "tfds-catalog", or the user's "csv", "npz", "images"
     spec: DataSpec
     splits: dict[str, Split]
     class_names: list[str] = field(default_factory=list)
+    location: str | None = None  # the user's file or folder, absolute
+    features: list[str] = field(default_factory=list)  # the CSV columns the inputs hold
+    # Windows of a time series: x holds the past values (steps, 1), y the next `horizon` values.
+    forecast: bool = False
 
     @property
     def digest(self) -> str:
@@ -86,6 +96,10 @@ class LoadedDataset:
 
 def load_dataset(config: DataConfig) -> LoadedDataset:
     """Load train/validation/test of the configured dataset as arrays (offline for embedded ones)."""
+    if config.source != "tfds":
+        from pipelines.sources import load_own_dataset
+
+        return load_own_dataset(config)
     import tensorflow_datasets as tfds
 
     embedded = config.name in _EMBEDDED_MODULES
@@ -95,15 +109,16 @@ def load_dataset(config: DataConfig) -> LoadedDataset:
         _ensure_downloadable(config)
     builder_kwargs = _builder_kwargs(config)
     try:
-        train, info = tfds.load(
-            config.name,
-            split="train",
-            data_dir=config.data_dir,
-            as_supervised=True,
-            with_info=True,
-            download=config.download or embedded,
-            builder_kwargs=builder_kwargs,
-        )
+        with _preparation_lock(config):
+            train, info = tfds.load(
+                config.name,
+                split="train",
+                data_dir=config.data_dir,
+                as_supervised=True,
+                with_info=True,
+                download=config.download or embedded,
+                builder_kwargs=builder_kwargs,
+            )
         others = [name for name in ("validation", "test") if name in info.splits] or ["test"]
         raw = {"train": _as_arrays(train)}
         for name in others:
@@ -123,11 +138,7 @@ def load_dataset(config: DataConfig) -> LoadedDataset:
             f"{config.data_dir or '(TFDS default)'} ({_first_line(error)}); embedded datasets "
             f"that need no network: {', '.join(EMBEDDED_DATASETS)}"
         ) from None
-    splits = _train_validation_test(raw, config.validation_fraction)
-    if config.max_examples:
-        splits = {
-            name: Split(s.x[: config.max_examples], s.y[: config.max_examples]) for name, s in splits.items()
-        }
+    splits = capped(_train_validation_test(raw, config.validation_fraction), config.max_examples)
     splits = {name: _to_model_inputs(split) for name, split in splits.items()}
     label_feature = info.features[info.supervised_keys[1]]
     num_classes = getattr(label_feature, "num_classes", None)
@@ -191,6 +202,15 @@ def _sequence_augmenter(max_shift: int, max_scale: float, seed: int):
     return augment
 
 
+@contextlib.contextmanager
+def _preparation_lock(config: DataConfig) -> Iterator[None]:
+    """One process at a time prepares a dataset: two would race to rename TFDS' folder into place."""
+    key = hashlib.sha256(f"{config.data_dir}|{config.name}".encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"deeparch-tfds-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _as_arrays(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """A supervised tf.data split as two stacked arrays."""
     import tensorflow_datasets as tfds
@@ -220,6 +240,13 @@ def _train_validation_test(
     splits["train"] = Split(train.x[order[held_out:]], train.y[order[held_out:]])
     splits["validation"] = Split(train.x[order[:held_out]], train.y[order[:held_out]])
     return splits
+
+
+def capped(splits: dict[str, Split], max_examples: int | None) -> dict[str, Split]:
+    """The first `max_examples` examples of every split (all of them when None)."""
+    if not max_examples:
+        return splits
+    return {name: Split(s.x[:max_examples], s.y[:max_examples]) for name, s in splits.items()}
 
 
 def _to_model_inputs(split: Split) -> Split:

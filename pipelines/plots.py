@@ -1,4 +1,5 @@
-"""Matplotlib figures the stages log to MLflow: learning curves, confusion matrix, sample grids."""
+"""Matplotlib figures the stages log to MLflow: learning curves, confusion matrix, sample grids,
+forecasts."""
 
 from __future__ import annotations
 
@@ -98,4 +99,39 @@ def gradient_flow(norms_by_epoch: dict[int, np.ndarray], title: str = "") -> Fig
     axis.grid(alpha=0.3, which="both")
     axis.legend()
     axis.set_title(title or "gradient flow through the hidden states")
+    return figure
+
+
+def forecast(
+    past: np.ndarray, targets: np.ndarray, predictions: np.ndarray, naive: np.ndarray, steps: int = 200
+) -> Figure:
+    """True against forecast values on the test split.
+
+    Left: the next value of the first `steps` windows, true, forecast and naive (last value).
+    Right, for forecasts of several steps: one window's past values and its whole forecast.
+    """
+    horizon = targets.shape[1]
+    figure = _figure(11.0 if horizon > 1 else 7.0, 3.8)
+    axes = figure.subplots(1, 2 if horizon > 1 else 1, squeeze=False)[0]
+    shown = slice(0, min(steps, len(targets)))
+    axis = axes[0]
+    axis.plot(targets[shown, 0], label="true", color="black")
+    axis.plot(predictions[shown, 0], label="model")
+    axis.plot(naive[shown, 0], label="naive (last value)", linestyle=":")
+    axis.set_xlabel("test window")
+    axis.set_title("next value")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    if horizon > 1:
+        axis = axes[1]
+        window = len(past[0])
+        ahead = np.arange(window, window + horizon)
+        axis.plot(np.arange(window), past[0], label="past", color="gray")
+        axis.plot(ahead, targets[0], label="true", color="black", marker="o")
+        axis.plot(ahead, predictions[0], label="model", marker="o")
+        axis.plot(ahead, naive[0], label="naive (last value)", linestyle=":")
+        axis.set_xlabel("step")
+        axis.set_title(f"first test window, {horizon} steps ahead")
+        axis.grid(alpha=0.3)
+        axis.legend()
     return figure

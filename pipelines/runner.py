@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import mlflow
 
-from pipelines import cache, tracking
+from pipelines import cache, distribute, tracking
 from pipelines.config import ConfigError, ExperimentConfig, load_experiment
 from pipelines.data import LoadedDataset, load_dataset
 from pipelines.stages.evaluate import evaluate_stage
@@ -45,6 +46,10 @@ def run_pipeline(
     `reused.<stage>` tag) unless `force` names it (or holds "all").
     """
     forced = _forced_stages(force)
+    config, export_dir = _for_this_worker(config, export_dir)
+    if config.train.strategy == "multi_worker":
+        # Every worker must run the same collective steps: none may skip a stage another runs.
+        forced = set(cache.STAGES)
     tracking.configure(config)
     dataset = load_dataset(config.data)
     check_config_fits_data(config, dataset)  # before any run starts
@@ -90,6 +95,7 @@ def prepare(config: ExperimentConfig) -> PrepareResult:
 
 def train(config: ExperimentConfig, dataset: LoadedDataset | None = None) -> TrainResult:
     """Train, reusing a finished prepare run of the same data when there is one."""
+    config, _ = _for_this_worker(config, None)
     tracking.configure(config)
     dataset = dataset or load_dataset(config.data)
     prepared = _cached_prepare(config, dataset, forced=set())
@@ -130,7 +136,9 @@ def export(train_run_id: str, export_dir: Path | None = None, register: str | No
     """Export the model of an earlier train run as a SavedModel (and register it when named)."""
     config, trained, dataset = _from_train_run(train_run_id)
     if register:
-        config = config.model_copy(update={"export": config.export.model_copy(update={"register": register})})
+        config = config.model_copy(
+            update={"export": config.export.model_copy(update={"registered_model": register})}
+        )
     return export_stage(config, trained, dataset, export_destination(config, train_run_id, export_dir))
 
 
@@ -179,6 +187,22 @@ def _evaluator(config: ExperimentConfig, dataset: LoadedDataset) -> TrainResult:
         model_uri = tracking.train_run_model_uri(runs[0])
         return TrainResult(runs[0].info.run_id, model_uri, tracking.load_keras_model(model_uri))
     return train(evaluator_config, dataset)
+
+
+def _for_this_worker(
+    config: ExperimentConfig, export_dir: Path | None
+) -> tuple[ExperimentConfig, Path | None]:
+    """Create the strategy before TensorFlow runs any op; send a non-chief worker's MLflow logs
+    and exports to a scratch folder, so that only the chief writes where the user looks."""
+    distribute.strategy(config.train.strategy)
+    if distribute.is_chief():
+        return config, export_dir
+    scratch = Path(tempfile.mkdtemp(prefix="deeparch-worker-"))
+    tracking_section = config.tracking.model_copy(update={"uri": tracking.local_store_uri(scratch)})
+    export_section = config.export.model_copy(
+        update={"dir": str(scratch / "exports"), "registered_model": None}
+    )
+    return config.model_copy(update={"tracking": tracking_section, "export": export_section}), None
 
 
 def _forced_stages(force: Collection[str]) -> set[str]:

@@ -220,16 +220,19 @@ def finished_pipeline_run(config: ExperimentConfig) -> Run | None:
 
 
 def _axes_and_fixed(overrides: list[str]) -> tuple[list[Axis], list[str], list[tuple[str, str]]]:
-    """The axes, the plain overrides, and every override as (dotted key, text) in the user's order."""
-    axes: list[Axis] = []
-    fixed: list[str] = []
-    ordered: list[tuple[str, str]] = []
+    """The axes, the plain overrides, and every override as (dotted key, text) in the user's order.
+
+    As in `deeparch run`, a key given twice keeps its last value (which may be an axis or not).
+    """
+    latest: dict[str, str] = {}
     for item in overrides:
         path, _ = parse_override(item)  # rejects what is not key=value
-        key = ".".join(path)
-        if key in {seen for seen, _ in ordered}:
-            raise ConfigError(f"override {item!r}: {key} is given twice; give each key once")
-        ordered.append((key, item))
+        latest.pop(".".join(path), None)
+        latest[".".join(path)] = item
+    axes: list[Axis] = []
+    fixed: list[str] = []
+    ordered = list(latest.items())
+    for key, item in ordered:
         values = split_values(item.partition("=")[2])
         if len(values) == 1:
             fixed.append(item)

@@ -56,7 +56,50 @@ def configure(config: ExperimentConfig | None = None) -> str:
         with open(store / ".deeparch.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    if is_tracking_server(uri):
+        # A server that refuses our login says so here, before any run starts.
+        with access_checked("log in"):
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)
     return uri
+
+
+class TrackingAccessError(Exception):
+    """The tracking server refused the user: no or wrong credentials (401), or no permission (403)."""
+
+
+def access_error(error: Exception, action: str = "do this") -> TrackingAccessError | None:
+    """The user-facing form of a tracking server's 401 or 403; None for any other error."""
+    code = getattr(error, "error_code", None)
+    uri = mlflow.get_tracking_uri()
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if code in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"):
+        if not user:
+            return TrackingAccessError(
+                f"the tracking server {uri} needs a login: set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD to a user of that server"
+            )
+        return TrackingAccessError(
+            f"the tracking server {uri} refused the login of user {user!r}: check "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    if code == "PERMISSION_DENIED":
+        return TrackingAccessError(
+            f"user {user!r} may not {action} on the tracking server {uri}: ask an admin of that "
+            "server for EDIT permission"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def access_checked(action: str) -> Iterator[None]:
+    """Re-raise a tracking server's 401 or 403 inside the block as a TrackingAccessError."""
+    try:
+        yield
+    except mlflow.exceptions.MlflowException as error:
+        refused = access_error(error, action)
+        if refused is None:
+            raise
+        raise refused from None
 
 
 def experiment_id(config: ExperimentConfig) -> str:
@@ -70,7 +113,9 @@ def experiment_id(config: ExperimentConfig) -> str:
     location = (store / "artifacts").resolve().as_uri() if store is not None else None
     try:
         return client.create_experiment(name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:
+    except mlflow.exceptions.MlflowException as error:
+        if access_error(error) is not None:
+            raise
         # Another process created it between our lookup and create.
         return client.get_experiment_by_name(name).experiment_id
 
@@ -101,7 +146,8 @@ def stage_run(
     `resume_run_id` reopens an earlier run of this stage instead of starting a new one.
     """
     if resume_run_id is not None:
-        run = mlflow.start_run(run_id=resume_run_id)
+        with access_checked(f"resume run {resume_run_id}"):
+            run = mlflow.start_run(run_id=resume_run_id)
         yield from _closing(run, config)
         return
     parent = mlflow.active_run()
@@ -110,12 +156,13 @@ def stage_run(
     if parent is not None:
         all_tags["pipeline_run_id"] = parent.info.run_id
     all_tags.update(tags or {})
-    run = mlflow.start_run(
-        experiment_id=experiment_id(config),
-        run_name=run_name,
-        nested=parent is not None,
-        tags=all_tags,
-    )
+    with access_checked(f"start runs in experiment {config.tracking.experiment or config.name!r}"):
+        run = mlflow.start_run(
+            experiment_id=experiment_id(config),
+            run_name=run_name,
+            nested=parent is not None,
+            tags=all_tags,
+        )
     yield from _closing(run, config)
 
 
@@ -254,9 +301,14 @@ def experiment_url(experiment: str, ui_base: str | None = None) -> str:
 def ui_base_url() -> str:
     """Where the UI for the current store lives: the tracking server, or a local `deeparch ui`."""
     uri = mlflow.get_tracking_uri()
-    if uri.startswith(("http://", "https://")):
+    if is_tracking_server(uri):
         return uri.rstrip("/")
     return f"http://127.0.0.1:{DEFAULT_UI_PORT}"
+
+
+def is_tracking_server(uri: str | None = None) -> bool:
+    """Whether the store (the current one by default) is an MLflow tracking server."""
+    return (uri or mlflow.get_tracking_uri()).startswith(("http://", "https://"))
 
 
 def ui_command(uri: str | None = None) -> list[str]:

@@ -44,7 +44,9 @@ def test_force_recomputes_one_stage_and_what_depends_on_it(store, cli):
     assert status == 0
     assert "reused train" in output and "reused evaluate" not in output
     counts = _stage_counts(store)
-    assert counts["evaluate"] == 2 and counts["train"] == 1 and counts["export"] == 1, "export reads train only"
+    assert counts["evaluate"] == 2 and counts["train"] == 1 and counts["export"] == 1, (
+        "export reads train only"
+    )
     assert cli("run", "-e", "mlp-digits", *TINY, "--force")[0] == 0
     assert _stage_counts(store) == {"pipeline": 3, "prepare": 2, "train": 2, "evaluate": 3, "export": 2}
 

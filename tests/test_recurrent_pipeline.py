@@ -89,6 +89,23 @@ def test_gradient_probe_logs_norm_per_step_as_plot_table_and_ratio(store, cli):
     assert sorted(m.step for m in ratios) == [0, 1]
 
 
+def test_gradient_probe_of_a_resumed_run_keeps_the_probes_it_logged_before(store):
+    from models.recurrent import build_rnn
+    from models.spec import DataSpec
+    from pipelines.callbacks import GradientFlowProbe
+
+    x, y = adding_problem(16, 6, seed=0)
+    model = build_rnn(DataSpec(input_shape=(6, 2), task="regression"), units=(4,))
+    model.compile(optimizer="adam", loss="mse")  # a loss by name, as a user may compile it
+    with mlflow.start_run() as run:
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[GradientFlowProbe(x, y, [0, 1, 2])])
+        # A resumed fit gets a new callback and starts after the epochs already done.
+        model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[GradientFlowProbe(x, y, [0, 1, 2])])
+    table = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/gradient_flow.csv")
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert [(int(r["epoch"]), int(r["step"])) for r in rows] == [(e, t) for e in (0, 1, 2) for t in range(6)]
+
+
 def test_vanishing_gradients_suite_gives_rnn_and_lstm_the_same_budget_with_the_probe_on():
     rnn, lstm = load_experiments("vanishing-gradients")
     assert (rnn.architecture, lstm.architecture) == ("rnn", "lstm")

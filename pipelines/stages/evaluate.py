@@ -49,6 +49,8 @@ def evaluate_stage(
                 metrics = _classification_report(test.y, predictions, dataset)
             else:
                 metrics = _regression_report(test.y, predictions, dataset.splits["train"].y)
+                if dataset.forecast:
+                    metrics.update(_forecast_report(test.x, test.y, predictions))
         model_id = (
             trained.model_uri.removeprefix("models:/") if trained.model_uri.startswith("models:/") else None
         )
@@ -157,4 +159,22 @@ def _regression_report(
         "test_mae": float(np.mean(np.abs(errors))),
         "test_rmse": float(np.sqrt(np.mean(errors**2))),
         "test_baseline_mse": float(np.mean((targets - train_mean) ** 2)),
+    }
+
+
+def _forecast_report(past: np.ndarray, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """MAE and RMSE of the naive forecast (the last past value, repeated), and the forecast plot.
+
+    A model that does not beat the naive forecast has learnt nothing the series' last value does
+    not already say.
+    """
+    targets = targets.reshape(len(targets), -1)
+    naive = np.repeat(past[:, -1].reshape(len(past), 1), targets.shape[1], axis=1)
+    errors = naive - targets
+    mlflow.log_figure(
+        plots.forecast(past[..., 0], targets, predictions.reshape(targets.shape), naive), "forecast.png"
+    )
+    return {
+        "test_naive_mae": float(np.mean(np.abs(errors))),
+        "test_naive_rmse": float(np.sqrt(np.mean(errors**2))),
     }

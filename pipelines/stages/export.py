@@ -51,13 +51,15 @@ def export_stage(
             shutil.rmtree(staging, ignore_errors=True)
         mlflow.set_tag("export_path", str(destination))
         version = None
-        if config.export.register:
+        if config.export.registered_model:
             version = registry.register(
-                config.export.register,
+                config.export.registered_model,
                 trained.model_uri,
                 {"train_run_id": trained.run_id, "dataset_digest": dataset.digest, "experiment": config.name},
             )
-            mlflow.set_tags({"registered_model": config.export.register, "registered_version": version})
+            mlflow.set_tags(
+                {"registered_model": config.export.registered_model, "registered_version": version}
+            )
     return ExportResult(run_id=run.info.run_id, path=destination, parity=parity, registered_version=version)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mlflow
 import numpy as np
 
@@ -26,9 +28,11 @@ def prepare_stage(config: ExperimentConfig, dataset: LoadedDataset | None = None
                 "dataset.digest": dataset.digest,
                 "dataset.splits": ",".join(dataset.splits),
                 "dataset.input_shape": list(dataset.spec.input_shape),
-                "dataset.task": dataset.spec.task,
+                "dataset.task": "forecast" if dataset.forecast else dataset.spec.task,
                 "dataset.num_classes": dataset.spec.num_classes,
                 **{f"dataset.size.{name}": size for name, size in dataset.sizes().items()},
+                **({"dataset.location": dataset.location} if dataset.location else {}),
+                **({"dataset.features": dataset.features} if dataset.features else {}),
             }
         )
         log_dataset_inputs(dataset)
@@ -58,9 +62,15 @@ def prepare_stage(config: ExperimentConfig, dataset: LoadedDataset | None = None
 
 
 def log_dataset_inputs(dataset: LoadedDataset) -> None:
-    """Log each split as an MLflow dataset input (MLflow computes the digest)."""
+    """Log each split as an MLflow dataset input (MLflow computes the digest).
+
+    A user's file or folder is the dataset's source; TFDS datasets keep MLflow's default.
+    """
     for name, split in dataset.splits.items():
-        mlflow.log_input(
-            mlflow.data.from_numpy(split.x, targets=split.y, name=f"{dataset.name}-{name}"),
-            context=name,
-        )
+        with warnings.catch_warnings():
+            # A local path matches MLflow's local-artifact source twice over; it says so, harmlessly.
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+            logged = mlflow.data.from_numpy(
+                split.x, targets=split.y, name=f"{dataset.name}-{name}", source=dataset.location
+            )
+        mlflow.log_input(logged, context=name)

@@ -11,7 +11,7 @@ import keras
 import mlflow
 
 import models
-from pipelines import plots, tracking
+from pipelines import distribute, plots, tracking
 from pipelines.callbacks import GeneratedSamplesLogger, GradientFlowProbe, MlflowEpochLogger
 from pipelines.config import ConfigError, ExperimentConfig, TrainConfig
 from pipelines.data import LoadedDataset, as_tf_dataset
@@ -43,14 +43,17 @@ def train_stage(
     # A GAN learns the inputs' distribution; the labels only condition it.
     spec = dataclasses.replace(dataset.spec, task="generation") if generative else dataset.spec
     check_config_fits_data(config, dataset)
-    model = models.build(config.architecture, spec, **config.hparams(), **data_hparams(config, dataset))
     train_split, validation_split = dataset.splits["train"], dataset.splits["validation"]
-    batch_size = config.train.batch_size
+    batch_size = config.train.batch_size  # global: tf.distribute splits it across replicas
     steps_per_epoch = math.ceil(len(train_split) / batch_size)
-    if generative:
-        model.compile()  # each network's Adam optimizer comes from the model config
-    else:
-        compile_model(model, config.train, spec.task, steps_per_epoch)
+    strategy = distribute.strategy(config.train.strategy)
+    with strategy.scope():
+        model = models.build(config.architecture, spec, **config.hparams(), **data_hparams(config, dataset))
+        if generative:
+            model.compile()  # each network's Adam optimizer comes from the model config
+        else:
+            compile_model(model, config.train, spec.task, steps_per_epoch)
+    distribute.prepare_for_fit(model, strategy)
 
     tags = {
         "prepare_run_id": prepared.run_id,
@@ -63,6 +66,7 @@ def train_stage(
                 {
                     **config.flat_params(),
                     "parameter_count": model.count_params(),
+                    "replicas": distribute.strategy(config.train.strategy).num_replicas_in_sync,
                     "prepare_run_id": prepared.run_id,
                 }
             )
@@ -86,14 +90,15 @@ def train_stage(
         # Last, so that an epoch's metrics are written before its checkpoint.
         callbacks.append(keras.callbacks.BackupAndRestore(str(tracking.checkpoint_dir(run.info.run_id))))
         started = time.perf_counter()
-        history = model.fit(
-            as_tf_dataset(train_split, batch_size, shuffle=True, seed=config.seed, train=config.train),
-            validation_data=as_tf_dataset(validation_split, batch_size),
-            epochs=config.train.epochs,
-            callbacks=callbacks,
-            shuffle=False,  # the tf.data pipeline shuffles, seeded
-            verbose=2,
-        ).history
+        with strategy.scope():
+            history = model.fit(
+                as_tf_dataset(train_split, batch_size, shuffle=True, seed=config.seed, train=config.train),
+                validation_data=as_tf_dataset(validation_split, batch_size),
+                epochs=config.train.epochs,
+                callbacks=callbacks,
+                shuffle=False,  # the tf.data pipeline shuffles, seeded
+                verbose=2,
+            ).history
         seconds = time.perf_counter() - started
         _check_finite(history, ("d_loss", "g_loss") if generative else ("loss",))
         if resume_run_id is not None:
@@ -125,6 +130,14 @@ def check_config_fits_data(config: ExperimentConfig, dataset: LoadedDataset) -> 
             f"train.gradient_probe_epochs: {probe_epochs} needs a recurrent model on numeric sequences, "
             f"not {architecture!r} on {dataset.name!r}; allowed: [] here, or "
             f"{' / '.join(RECURRENT_ARCHITECTURES)} on a numeric dataset"
+        )
+    augment = config.train.augment_shift or config.train.augment_scale
+    if augment and dataset.source == "csv" and not dataset.forecast:
+        # Shifting a table's columns around would mix unrelated features.
+        raise ConfigError(
+            f"train.augment_shift/augment_scale: {config.train.augment_shift}/{config.train.augment_scale} "
+            f"augment sequences, but {dataset.name!r} is a table of CSV features; allowed: "
+            "train.augment_shift=0 train.augment_scale=0"
         )
 
 

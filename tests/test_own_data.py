@@ -1,0 +1,316 @@
+"""The user's own data: CSV (classification, regression, forecast), NumPy .npz and image folders,
+through the same CLI and stages as the TFDS datasets; bad files are refused before any run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.config import DataConfig
+from pipelines.data import load_dataset
+
+from .conftest import all_runs
+
+QUICK = ["train.epochs=1", "train.batch_size=16"]
+
+
+def _runs_by_stage(uri: str) -> dict[str, mlflow.entities.Run]:
+    return {run.data.tags["stage"]: run for run in all_runs(uri)}
+
+
+def _artifacts(uri: str, run) -> set[str]:
+    return {artifact.path for artifact in mlflow.MlflowClient(uri).list_artifacts(run.info.run_id)}
+
+
+def _table_csv(path: Path, rows: int = 90) -> Path:
+    """Two numeric features far from zero, a text column, and a text label that depends on them."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(1000.0, 50.0, rows)
+    b = rng.normal(-20.0, 4.0, rows)
+    pd.DataFrame(
+        {
+            "a": a,
+            "b": b,
+            "comment": ["seen"] * rows,
+            "label": np.where(a / 50 + b / 4 > 15, "cat", "dog"),
+            "value": 0.1 * a - b + rng.normal(0.0, 1.0, rows),
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def _series_csv(path: Path, rows: int = 160, shuffled: bool = True) -> Path:
+    """A noisy sine wave with a time column, its rows written out of time order."""
+    time = np.arange(rows)
+    frame = pd.DataFrame({"time": time, "value": 50 + 5 * np.sin(time / 6) + 0.1 * np.cos(time)})
+    if shuffled:
+        frame = frame.sample(frac=1.0, random_state=0)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _image_folder(root: Path, images_per_class: int = 5) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for offset, name in ((0, "dark"), (150, "light")):
+        (root / name).mkdir(parents=True)
+        for index in range(images_per_class):
+            pixels = rng.integers(offset, offset + 100, (10, 12, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{index}.png")
+    return root
+
+
+def test_csv_with_text_labels_runs_end_to_end_with_class_names_and_file_provenance(store, cli, tmp_path):
+    path = _table_csv(tmp_path / "pets.csv")
+    status, output, _ = cli(
+        "run", "-e", "mlp-digits", "data.source=csv", f"data.path={path}", "data.target=label", *QUICK
+    )
+    assert status == 0
+    runs = _runs_by_stage(store)
+    prepare = runs["prepare"]
+    assert prepare.data.tags["dataset"] == "pets", "the name defaults to the file stem, not digits"
+    params = prepare.data.params
+    assert params["dataset.source"] == "csv"
+    assert params["dataset.location"] == str(path)
+    assert len(params["dataset.version"]) == 12
+    assert params["dataset.task"] == "classification"
+    assert params["dataset.features"] == "['a', 'b', 'value']", "text columns are not features"
+    assert {"class_count.train.cat", "class_count.train.dog"} <= set(prepare.data.metrics)
+    inputs = {i.dataset.name: i.dataset for i in prepare.inputs.dataset_inputs}
+    assert set(inputs) == {"pets-train", "pets-validation", "pets-test"}
+    assert str(path) in inputs["pets-train"].source and inputs["pets-train"].digest
+    assert "test_accuracy" in runs["evaluate"].data.metrics
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+
+
+def test_csv_split_column_decides_the_splits_and_otherwise_a_seeded_split_does(tmp_path):
+    path = tmp_path / "given.csv"
+    pd.DataFrame(
+        {"x": np.arange(10.0), "label": [0, 1] * 5, "split": ["train"] * 6 + ["val"] * 2 + ["test"] * 2}
+    ).to_csv(path, index=False)
+    dataset = load_dataset(DataConfig(source="csv", path=str(path), target="label"))
+    assert dataset.sizes() == {"train": 6, "validation": 2, "test": 2}
+    np.testing.assert_array_equal(np.sort(dataset.splits["test"].x.ravel()), [8, 9])
+    assert dataset.features == ["x"], "the split column is not a feature"
+
+    table = _table_csv(tmp_path / "pets.csv")
+    first, second = (
+        load_dataset(DataConfig(source="csv", path=str(table), target="label")) for _ in range(2)
+    )
+    assert first.digest == second.digest
+    assert first.sizes() == {"train": 65, "validation": 7, "test": 18}
+    assert first.class_names == ["cat", "dog"]
+
+
+def test_csv_normalisation_travels_inside_the_saved_model(store, cli, tmp_path):
+    import tensorflow as tf
+
+    path = _table_csv(tmp_path / "pets.csv")
+    out = tmp_path / "served"
+    overrides = ["data.source=csv", f"data.path={path}", "data.target=label", "data.features=[a,b]"]
+    assert cli("run", "-e", "mlp-digits", *overrides, *QUICK, "--out", str(out))[0] == 0
+    train = _runs_by_stage(store)["train"]
+    keras_model = mlflow.tensorflow.load_model(train.data.tags["model_uri"])
+    train_split = load_dataset(DataConfig(source="csv", path=str(path), target="label", features=["a", "b"]))
+    normalization = keras_model.get_layer("normalization")
+    np.testing.assert_allclose(
+        np.ravel(normalization.mean), train_split.splits["train"].x.mean(axis=0), rtol=1e-5
+    )
+    raw_rows = pd.read_csv(path)[["a", "b"]].to_numpy(np.float32)[:16]  # unnormalised: a is ~1000
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    ((served),) = serve(
+        **{name: tf.constant(raw_rows) for name in serve.structured_input_signature[1]}
+    ).values()
+    np.testing.assert_allclose(served.numpy(), np.asarray(keras_model(raw_rows)), atol=1e-5)
+    assert served.numpy().std(axis=0).max() > 1e-3, "raw rows give distinct, unsaturated outputs"
+
+
+def test_csv_float_target_is_a_regression_with_mae_and_rmse(store, cli, tmp_path):
+    path = _table_csv(tmp_path / "prices.csv")
+    overrides = ["data.source=csv", f"data.path={path}", "data.target=value", "data.features=[a,b]"]
+    assert cli("run", "-e", "mlp-digits", *overrides, *QUICK)[0] == 0
+    runs = _runs_by_stage(store)
+    assert runs["prepare"].data.params["dataset.task"] == "regression"
+    assert {"test_mae", "test_rmse", "test_mse"} <= set(runs["evaluate"].data.metrics)
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+
+
+def test_csv_forecast_logs_the_naive_baseline_and_a_forecast_plot(store, cli, tmp_path):
+    path = _series_csv(tmp_path / "series.csv")
+    status, _, _ = cli(
+        "run",
+        "-e",
+        "lstm-mnist1d",
+        "data.source=csv",
+        f"data.path={path}",
+        "data.target=value",
+        "data.task=forecast",
+        "data.window=12",
+        "data.time_column=time",
+        "model.units=[8]",
+        "model.bidirectional=false",
+        *QUICK,
+    )
+    assert status == 0
+    runs = _runs_by_stage(store)
+    assert runs["prepare"].data.params["dataset.input_shape"] == "[12, 1]"
+    assert runs["prepare"].data.params["dataset.task"] == "forecast"
+    metrics = runs["evaluate"].data.metrics
+    assert {"test_mae", "test_rmse", "test_naive_mae", "test_naive_rmse"} <= set(metrics)
+    assert "forecast.png" in _artifacts(store, runs["evaluate"])
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+
+
+def test_forecast_windows_are_in_time_order_and_split_chronologically(tmp_path):
+    path = tmp_path / "ramp.csv"
+    time = np.arange(100)
+    pd.DataFrame({"time": time, "value": time.astype(float)}).sample(frac=1.0, random_state=1).to_csv(
+        path, index=False
+    )
+    dataset = load_dataset(
+        DataConfig(
+            source="csv",
+            path=str(path),
+            target="value",
+            task="forecast",
+            time_column="time",
+            window=5,
+            horizon=3,
+        )
+    )
+    assert dataset.spec.input_shape == (5, 1) and dataset.spec.num_outputs == 3
+    train, validation, test = (dataset.splits[name] for name in ("train", "validation", "test"))
+    # Each window reads 5 consecutive values and predicts the 3 after them.
+    np.testing.assert_array_equal(train.x[0, :, 0], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(train.y[0], [5, 6, 7])
+    # No target is shared across splits and every later split comes later in time.
+    assert train.y.max() < validation.y.min() and validation.y.max() < test.y.min()
+    assert test.y.max() == 99
+
+
+@pytest.mark.parametrize("layout", ["split", "whole"])
+def test_npz_runs_end_to_end_in_both_layouts(store, cli, tmp_path, layout):
+    rng = np.random.default_rng(0)
+
+    def part(rows: int) -> tuple[np.ndarray, np.ndarray]:
+        return rng.integers(0, 256, (rows, 8, 8, 1), dtype=np.uint8), rng.integers(0, 3, rows)
+
+    path = tmp_path / f"{layout}.npz"
+    if layout == "split":
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = part(40), part(10), part(12)
+        np.savez(
+            path, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test
+        )
+    else:
+        x, y = part(60)
+        np.savez(path, x=x, y=y)
+    assert cli("run", "-e", "mlp-digits", "data.source=npz", f"data.path={path}", *QUICK)[0] == 0
+    prepare = _runs_by_stage(store)["prepare"]
+    assert prepare.data.params["dataset.source"] == "npz"
+    assert prepare.data.params["dataset.input_shape"] == "[8, 8, 1]"
+    sizes = {
+        name: int(prepare.data.params[f"dataset.size.{name}"]) for name in ("train", "validation", "test")
+    }
+    if layout == "split":
+        assert sizes == {"train": 40, "validation": 10, "test": 12}
+    else:
+        assert sum(sizes.values()) == 60 and sizes["test"] == 12
+    x = load_dataset(DataConfig(source="npz", path=str(path))).splits["train"].x
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0, "uint8 pixels are scaled to [0, 1]"
+
+
+def test_image_folder_runs_end_to_end_with_a_class_per_sub_folder(store, cli, tmp_path):
+    folder = _image_folder(tmp_path / "shades")
+    overrides = ["data.source=images", f"data.path={folder}", "data.image_size=[8,8]", "data.grayscale=true"]
+    assert cli("run", "-e", "cnn-digits", *overrides, *QUICK)[0] == 0
+    prepare = _runs_by_stage(store)["prepare"]
+    assert prepare.data.params["dataset.input_shape"] == "[8, 8, 1]"
+    assert prepare.data.params["dataset.num_classes"] == "2"
+    assert {"class_count.train.dark", "class_count.train.light"} <= set(prepare.data.metrics)
+    x = (
+        load_dataset(DataConfig(source="images", path=str(folder), image_size=[8, 8], grayscale=True))
+        .splits["train"]
+        .x
+    )
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def _ragged_npz(path: Path) -> Path:
+    np.savez(path, x=np.array([np.zeros(3), np.zeros(2)], dtype=object), y=np.array([0, 1]))
+    return path
+
+
+def _mismatched_npz(path: Path) -> Path:
+    np.savez(path, x=np.zeros((10, 3)), y=np.zeros(9))
+    return path
+
+
+def _empty_class_folder(root: Path) -> Path:
+    _image_folder(root)
+    (root / "empty").mkdir()
+    return root
+
+
+BAD_INPUTS = {
+    "missing file": (
+        lambda tmp: ["data.source=csv", f"data.path={tmp / 'nope.csv'}", "data.target=label"],
+        ["data.path", "nope.csv", "does not exist"],
+    ),
+    "missing path": (
+        lambda tmp: ["data.source=csv", "data.target=label"],
+        ["data.path", "required", "'csv'"],
+    ),
+    "missing target column": (
+        lambda tmp: ["data.source=csv", f"data.path={_table_csv(tmp / 't.csv')}", "data.target=price"],
+        ["data.target", "'price'", "allowed: a, b, comment, label, value"],
+    ),
+    "non-numeric feature": (
+        lambda tmp: [
+            "data.source=csv",
+            f"data.path={_table_csv(tmp / 't.csv')}",
+            "data.target=label",
+            "data.features=[a,comment]",
+        ],
+        ["data.features", "'comment'", "not numeric", "'seen'"],
+    ),
+    "ragged npz": (
+        lambda tmp: ["data.source=npz", f"data.path={_ragged_npz(tmp / 'r.npz')}"],
+        ["data.path", "'x'", "object array", "ragged"],
+    ),
+    "x and y of different lengths": (
+        lambda tmp: ["data.source=npz", f"data.path={_mismatched_npz(tmp / 'm.npz')}"],
+        ["data.path", "(10, 3)", "(9,)", "one y entry per x row"],
+    ),
+    "empty class folder": (
+        lambda tmp: ["data.source=images", f"data.path={_empty_class_folder(tmp / 'images')}"],
+        ["data.path", "'empty'", "holds no image"],
+    ),
+    "too few rows for the window": (
+        lambda tmp: [
+            "data.source=csv",
+            f"data.path={_series_csv(tmp / 's.csv', rows=15)}",
+            "data.target=value",
+            "data.task=forecast",
+            "data.window=12",
+        ],
+        ["data.window", "12", "needs at least", "which has 15"],
+    ),
+}
+
+
+def test_each_bad_input_exits_2_naming_the_problem_before_any_run(store, cli, tmp_path):
+    # One store for every case: a fresh sqlite store costs seconds to create.
+    for case, (overrides, expected) in BAD_INPUTS.items():
+        folder = tmp_path / case.replace(" ", "_")
+        folder.mkdir()
+        status, _, error = cli("run", "-e", "mlp-digits", *overrides(folder), *QUICK)
+        assert status == 2, f"{case}: {error}"
+        for fragment in expected:
+            assert fragment in error, f"{case}: {fragment!r} not in {error!r}"
+        assert "Traceback" not in error
+        assert all_runs(store) == [], f"{case}: a run was created"
