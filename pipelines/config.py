@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 EMBEDDED_DATASETS = ("digits", "mnist1d", "adding")
 ACTIVATIONS = Literal["relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid"]
@@ -160,6 +168,15 @@ class CNNConfig(StrictModel):
         "flatten", description="How the conv features become a vector."
     )
     dense_units: list[PositiveInt] = Field([128], description="Dense layers before the output.")
+
+    @model_validator(mode="after")
+    def _one_kernel_size_per_block(self) -> CNNConfig:
+        if isinstance(self.kernel_size, list) and len(self.kernel_size) != len(self.filters):
+            raise ValueError(
+                f"kernel_size {self.kernel_size} has {len(self.kernel_size)} sizes for "
+                f"{len(self.filters)} filters; give one size or one per block"
+            )
+        return self
 
 
 class GANConfig(StrictModel):
@@ -487,7 +504,10 @@ def _describe(error: ValidationError, source: str) -> str:
             lines.append(f"{field}.architecture: missing; it is required")
         else:
             message = problem["msg"].removeprefix("Value error, ")
-            lines.append(f"{field}: {value!r} is not allowed: {message}")
+            if isinstance(value, dict):  # a check across fields: the message names them
+                lines.append(f"{field}: {message}")
+            else:
+                lines.append(f"{field}: {value!r} is not allowed: {message}")
     return f"invalid experiment config ({source}):\n  " + "\n  ".join(lines)
 
 

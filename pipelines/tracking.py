@@ -154,7 +154,9 @@ def stage_run(
     run_name = config.name if stage == "pipeline" else f"{config.name}/{stage}"
     all_tags = base_tags(config, stage)
     if parent is not None:
-        all_tags["pipeline_run_id"] = parent.info.run_id
+        # A stage's parent is its pipeline run; a pipeline's parent is a sweep run.
+        parent_tag = "sweep_run_id" if stage == "pipeline" else "pipeline_run_id"
+        all_tags[parent_tag] = parent.info.run_id
     all_tags.update(tags or {})
     with access_checked(f"start runs in experiment {config.tracking.experiment or config.name!r}"):
         run = mlflow.start_run(
