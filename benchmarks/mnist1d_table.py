@@ -1,0 +1,238 @@
+"""Reproduce the MNIST-1D table: every architecture's shipped experiment, several seeds.
+
+Each experiment (`mlp-mnist1d`, `cnn-mnist1d`, `rnn-mnist1d`, `lstm-mnist1d` by default; the GAN
+is scored differently, see gan_digits.py) runs through the whole pipeline once per seed
+(`pipelines.runner.run_pipeline`, every stage forced) in a fresh temporary MLflow store, so no
+earlier run is reused. It prints one markdown row per experiment beside the published table
+(greydanus/mnist1d README) and issue 8's target, and writes the same numbers as JSON.
+
+    .venv/bin/python benchmarks/mnist1d_table.py                           # 4 experiments x 3 seeds
+    .venv/bin/python benchmarks/mnist1d_table.py --experiments cnn-mnist1d --seeds 0
+    .venv/bin/python benchmarks/mnist1d_table.py --experiments mlp-mnist1d train.epochs=50   # a probe
+
+Training seconds are the train run's `train_seconds` metric (the `fit` call: compilation, every
+epoch and its validation, the MLflow logging and the checkpoints); samples/s is the train run's
+`samples_per_second_mean` (training examples per second of epoch wall time, averaged over epochs).
+The machine's load average is recorded with the results: on a shared machine the times are
+pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_EXPERIMENTS = ("mlp-mnist1d", "cnn-mnist1d", "rnn-mnist1d", "lstm-mnist1d")
+# greydanus/mnist1d README, test accuracy (the GRU is the published recurrent model).
+PUBLISHED = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "lstm": 0.91, "rnn": None}
+PUBLISHED_NAME = {"lstm": "GRU"}
+# Issue 8's targets: mean of 3 seeds, each run <= 120 s of training on 2 CPU cores.
+TARGET_ACCURACY = {"mlp": 0.94, "cnn": 0.99, "lstm": 0.97, "rnn": 0.94}
+TARGET_TRAIN_SECONDS = 120.0
+
+
+@dataclass
+class SeedResult:
+    """One pipeline run of one experiment and seed."""
+
+    seed: int
+    test_accuracy: float
+    train_seconds: float
+    samples_per_second: float
+    pipeline_seconds: float
+    pipeline_run_id: str
+
+
+@dataclass
+class ExperimentResult:
+    """Every seed of one experiment, plus what it is compared with."""
+
+    experiment: str
+    architecture: str
+    published: float | None
+    target: float | None
+    runs: list[SeedResult] = field(default_factory=list)
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [run.test_accuracy for run in self.runs]
+
+    def summary(self) -> dict:
+        """Mean and standard deviation of accuracy, mean and worst training time, mean samples/s."""
+        accuracies = self.accuracies
+        seconds = [run.train_seconds for run in self.runs]
+        mean = statistics.fmean(accuracies)
+        return {
+            "mean_accuracy": mean,
+            "std_accuracy": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            "mean_train_seconds": statistics.fmean(seconds),
+            "max_train_seconds": max(seconds),
+            "mean_samples_per_second": statistics.fmean(run.samples_per_second for run in self.runs),
+            "accuracy_target_met": None if self.target is None else mean >= self.target,
+            "time_target_met": max(seconds) <= TARGET_TRAIN_SECONDS,
+        }
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """Experiments, seeds, JSON path and dotted overrides passed on to every experiment."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--experiments", nargs="+", default=None, help=f"default: {' '.join(DEFAULT_EXPERIMENTS)} (those shipped)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one pipeline run per seed")
+    parser.add_argument(
+        "--json", type=Path, default=RESULTS_DIR / "mnist1d_table.json", help="where to write the results"
+    )
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, as for `deeparch run`")
+    return parser.parse_args(argv)
+
+
+def load_average() -> str:
+    """The 1-minute load average and the core count, for the record."""
+    return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
+def run_experiment(
+    name: str, seeds: list[int], overrides: list[str], scratch: Path
+) -> ExperimentResult:
+    """The whole pipeline of one experiment once per seed, nothing reused."""
+    import keras
+
+    from pipelines import runner, tracking
+    from pipelines.config import load_experiment
+
+    first = load_experiment(name, overrides)
+    result = ExperimentResult(
+        experiment=name,
+        architecture=first.architecture,
+        published=PUBLISHED.get(first.architecture),
+        target=TARGET_ACCURACY.get(first.architecture),
+    )
+    for seed in seeds:
+        config = load_experiment(name, [*overrides, f"seed={seed}", f"export.dir={scratch / 'exports'}"])
+        keras.backend.clear_session()
+        started = time.perf_counter()
+        pipeline = runner.run_pipeline(config, force={"all"})
+        pipeline_seconds = time.perf_counter() - started
+        train_metrics = tracking.get_run(pipeline.trained.run_id).data.metrics
+        result.runs.append(
+            SeedResult(
+                seed=seed,
+                test_accuracy=pipeline.evaluated.metrics["test_accuracy"],
+                train_seconds=train_metrics["train_seconds"],
+                samples_per_second=train_metrics["samples_per_second_mean"],
+                pipeline_seconds=pipeline_seconds,
+                pipeline_run_id=pipeline.run_id,
+            )
+        )
+        last = result.runs[-1]
+        print(
+            f"{name} seed {seed}: test accuracy {last.test_accuracy:.4f}, train {last.train_seconds:.1f} s, "
+            f"{last.samples_per_second:.0f} samples/s (load {load_average()})",
+            flush=True,
+        )
+    return result
+
+
+def markdown_table(results: list[ExperimentResult]) -> str:
+    """One row per experiment, then the published logistic-regression baseline."""
+    lines = [
+        "| experiment | published (greydanus/mnist1d) | target | test accuracy, mean ± std | per seed "
+        "| train s, mean (max) | samples/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        summary = result.summary()
+        published = (
+            f"{PUBLISHED_NAME.get(result.architecture, result.architecture.upper())} {result.published:.0%}"
+            if result.published is not None
+            else "n/a"
+        )
+        target = f"≥ {result.target:.0%}" if result.target is not None else "n/a"
+        per_seed = " / ".join(f"{accuracy:.1%}" for accuracy in result.accuracies)
+        lines.append(
+            f"| {result.experiment} | {published} | {target} | "
+            f"{summary['mean_accuracy']:.2%} ± {summary['std_accuracy']:.2%} | {per_seed} | "
+            f"{summary['mean_train_seconds']:.0f} ({summary['max_train_seconds']:.0f}) | "
+            f"{summary['mean_samples_per_second']:,.0f} |"
+        )
+    lines.append(f"| (logistic regression) | {PUBLISHED['logistic']:.0%} | | | | | |")
+    return "\n".join(lines)
+
+
+def target_lines(results: list[ExperimentResult]) -> list[str]:
+    """Issue 8's targets beside the measured numbers."""
+    lines = []
+    for result in results:
+        summary = result.summary()
+        accuracy = (
+            "no target"
+            if result.target is None
+            else f"{summary['mean_accuracy']:.2%} vs ≥ {result.target:.0%}: "
+            f"{'met' if summary['accuracy_target_met'] else 'MISSED'}"
+        )
+        seconds = (
+            f"worst train {summary['max_train_seconds']:.0f} s vs ≤ {TARGET_TRAIN_SECONDS:.0f} s: "
+            f"{'met' if summary['time_target_met'] else 'MISSED'}"
+        )
+        lines.append(f"- {result.experiment}: {accuracy}; {seconds}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every experiment and seed, print the table and write the JSON results."""
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    from pipelines.config import shipped_experiments
+
+    shipped = set(shipped_experiments())
+    experiments = arguments.experiments or [name for name in DEFAULT_EXPERIMENTS if name in shipped]
+    load_before = load_average()
+    with tempfile.TemporaryDirectory(prefix="mnist1d-table-") as scratch:
+        scratch = Path(scratch)
+        # A fresh store per invocation, set before the pipeline configures MLflow.
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+        started = time.perf_counter()
+        results = [run_experiment(name, arguments.seeds, arguments.overrides, scratch) for name in experiments]
+        total_seconds = time.perf_counter() - started
+    load_after = load_average()
+
+    print(f"\nMNIST-1D test accuracy, seeds {' '.join(map(str, arguments.seeds))}")
+    if arguments.overrides:
+        print("overrides: " + " ".join(arguments.overrides))
+    print(markdown_table(results))
+    print("\n".join(target_lines(results)))
+    print(f"total {total_seconds:.0f} s; load average {load_before} before, {load_after} after")
+    arguments.json.parent.mkdir(parents=True, exist_ok=True)
+    arguments.json.write_text(
+        json.dumps(
+            {
+                "seeds": arguments.seeds,
+                "overrides": arguments.overrides,
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+                "load_average_before": load_before,
+                "load_average_after": load_after,
+                "total_seconds": total_seconds,
+                "published": PUBLISHED,
+                "experiments": [
+                    {**asdict(result), **result.summary()} for result in results
+                ],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {arguments.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

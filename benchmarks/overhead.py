@@ -1,0 +1,288 @@
+"""What the pipeline costs: `deeparch train` against a plain Keras script doing the same work.
+
+Both sides train the same model (`models.build`, the pure-Keras builder), on the same arrays, for
+the same epochs and batch size, with the same tf.data settings (cache, seeded shuffle, batch,
+the same train-only augmentation, prefetch), the same optimizer and schedule, the same
+`jit_compile` and `steps_per_execution`, with validation after every epoch:
+
+  (a) pipeline: `pipelines.runner.train(config)`, i.e. `deeparch train` through the Python API,
+      with everything it does: an MLflow run in a fresh sqlite store, params, a synchronous
+      metric write per epoch, a checkpoint per `train.checkpoint_every` epochs, the NaN guard;
+  (b) plain: `model.fit(...)` with no callback and no tracking (verbose=0).
+
+The time compared is the `fit` call (compilation included): the train run's `train_seconds`
+metric for (a), the same stopwatch around `fit` for (b). What the train stage does after `fit`
+(learning-curve figure, logging the model) is reported beside it, not in the ratio. Runs are
+interleaved a/b/a/b... in one process after one warm-up fit; the median of the per-pair ratios
+a/b is the result (target <= 1.05).
+
+    .venv/bin/python benchmarks/overhead.py                                  # cnn-mnist1d, 3 pairs
+    .venv/bin/python benchmarks/overhead.py --experiment mlp-mnist1d train.epochs=60
+    .venv/bin/python benchmarks/overhead.py train.jit_compile=false          # what XLA brings
+    .venv/bin/python benchmarks/overhead.py --parts                          # what each part costs
+
+`--parts` also times plain `fit` with one pipeline part added at a time (the per-epoch MLflow
+metric write, the per-epoch checkpoint, the NaN guard) to say where any overhead comes from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TARGET_RATIO = 1.05
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """Experiment, pairs, parts, JSON path and dotted overrides applied to both sides."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="cnn-mnist1d", help="shipped experiment or YAML path")
+    parser.add_argument("--repeats", type=int, default=3, help="a/b pairs (default 3)")
+    parser.add_argument("--parts", action="store_true", help="also time plain fit plus one part at a time")
+    parser.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/overhead_<name>.json")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, as for `deeparch train`")
+    return parser.parse_args(argv)
+
+
+def load_average() -> float:
+    """The 1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def plain_dataset(x, y, batch_size: int, seed: int, shuffle: bool, shift: int = 0, scale: float = 0.0):
+    """cache -> shuffle -> batch -> (shift/scale augmentation) -> prefetch, written out plainly."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if shuffle and (shift or scale) and x.ndim == 2:
+        generator = tf.random.Generator.from_seed(seed)
+
+        def augment(inputs, labels):
+            batch, steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
+            shifts = generator.uniform([batch], -shift, shift + 1, dtype=tf.int32)
+            positions = (tf.range(steps)[None, :] - shifts[:, None]) % steps
+            inputs = tf.gather(inputs, positions, batch_dims=1)
+            return inputs * generator.uniform([batch, 1], 1.0 - scale, 1.0 + scale), labels
+
+        dataset = dataset.map(augment)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def plain_fit(config, dataset, extra_callbacks=()) -> float:
+    """Seconds of a plain Keras `fit` of the configured model; nothing is tracked."""
+    import math
+
+    import keras
+
+    import models
+
+    train, validation = dataset.splits["train"], dataset.splits["validation"]
+    settings = config.train
+    if settings.optimizer != "adam":
+        raise SystemExit(f"the plain script writes out Adam only, not {settings.optimizer!r}")
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    model = models.build(config.architecture, dataset.spec, **config.hparams())
+    total_steps = math.ceil(len(train) / settings.batch_size) * settings.epochs
+    warmup_steps = int(settings.warmup_fraction * total_steps)
+    if settings.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup_steps else settings.learning_rate,
+            decay_steps=max(1, total_steps - warmup_steps),
+            warmup_target=settings.learning_rate if warmup_steps else None,
+            warmup_steps=warmup_steps,
+        )
+    elif warmup_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=1, alpha=1.0, warmup_target=settings.learning_rate, warmup_steps=warmup_steps
+        )
+    else:
+        learning_rate = settings.learning_rate
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=settings.clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+        jit_compile=settings.jit_compile,
+        steps_per_execution=settings.steps_per_execution,
+    )
+    train_data = plain_dataset(
+        train.x,
+        train.y,
+        settings.batch_size,
+        config.seed,
+        shuffle=True,
+        shift=settings.augment_shift,
+        scale=settings.augment_scale,
+    )
+    validation_data = plain_dataset(validation.x, validation.y, settings.batch_size, config.seed, shuffle=False)
+    started = time.perf_counter()
+    model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=settings.epochs,
+        callbacks=list(extra_callbacks),
+        verbose=0,
+    )
+    return time.perf_counter() - started
+
+
+def pipeline_fit(config, dataset) -> tuple[float, float]:
+    """`deeparch train` through the API: (its `train_seconds` metric, the whole stage's seconds)."""
+    import keras
+
+    from pipelines import runner, tracking
+
+    keras.backend.clear_session()
+    started = time.perf_counter()
+    result = runner.train(config, dataset)
+    stage_seconds = time.perf_counter() - started
+    return tracking.get_run(result.run_id).data.metrics["train_seconds"], stage_seconds
+
+
+def part_callbacks(part: str, scratch: Path, samples_per_epoch: int):
+    """The pipeline part `part` as the callbacks it adds to a plain fit."""
+    import keras
+    import mlflow
+
+    from pipelines.callbacks import MlflowEpochLogger
+
+    if part == "epoch metrics (sync MLflow write)":
+        mlflow.start_run(run_name="overhead/parts")
+        return [MlflowEpochLogger(samples_per_epoch)]
+    if part == "checkpoint every epoch":
+        return [keras.callbacks.BackupAndRestore(str(scratch / f"backup-{time.monotonic_ns()}"))]
+    if part == "TerminateOnNaN":
+        return [keras.callbacks.TerminateOnNaN()]
+    raise ValueError(part)
+
+
+PARTS = ("epoch metrics (sync MLflow write)", "checkpoint every epoch", "TerminateOnNaN")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Interleave pipeline and plain training, print the ratios and write the JSON results."""
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    scratch_holder = tempfile.TemporaryDirectory(prefix="overhead-")
+    scratch = Path(scratch_holder.name)
+    # A fresh store per invocation, set before the pipeline configures MLflow.
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlruns' / 'mlflow.db'}"
+    (scratch / "mlruns").mkdir()
+    import mlflow
+
+    from pipelines import tracking
+    from pipelines.config import load_experiment
+    from pipelines.data import load_dataset
+
+    config = load_experiment(arguments.experiment, arguments.overrides)
+    tracking.configure(config)
+    dataset = load_dataset(config.data)
+    json_path = arguments.json or RESULTS_DIR / f"overhead_{config.name.replace('-', '_')}.json"
+    print(
+        f"{config.name}: {config.train.epochs} epochs, batch {config.train.batch_size}, "
+        f"jit_compile={config.train.jit_compile}, steps_per_execution={config.train.steps_per_execution}"
+        + (f", overrides {' '.join(arguments.overrides)}" if arguments.overrides else ""),
+        flush=True,
+    )
+    warmup = config.model_copy(update={"train": config.train.model_copy(update={"epochs": 1})})
+    plain_fit(warmup, dataset)
+
+    pairs = []
+    for repeat in range(arguments.repeats):
+        load = load_average()
+        pipeline_seconds, stage_seconds = pipeline_fit(config, dataset)
+        plain_seconds = plain_fit(config, dataset)
+        pairs.append(
+            {
+                "pipeline_fit_seconds": pipeline_seconds,
+                "pipeline_stage_seconds": stage_seconds,
+                "plain_fit_seconds": plain_seconds,
+                "ratio": pipeline_seconds / plain_seconds,
+                "load_average": load,
+            }
+        )
+        print(
+            f"pair {repeat + 1}: pipeline fit {pipeline_seconds:.1f} s (whole train stage {stage_seconds:.1f} s), "
+            f"plain fit {plain_seconds:.1f} s, ratio {pairs[-1]['ratio']:.3f} (load {load:.2f})",
+            flush=True,
+        )
+
+    parts = []
+    if arguments.parts:
+        for part in PARTS:
+            load = load_average()
+            plain_seconds = plain_fit(config, dataset)
+            callbacks = part_callbacks(part, scratch, len(dataset.splits["train"]))
+            with_part = plain_fit(config, dataset, callbacks)
+            if mlflow.active_run() is not None:
+                mlflow.end_run()
+            parts.append(
+                {
+                    "part": part,
+                    "plain_fit_seconds": plain_seconds,
+                    "with_part_seconds": with_part,
+                    "ratio": with_part / plain_seconds,
+                    "load_average": load,
+                }
+            )
+            print(
+                f"part {part}: plain {plain_seconds:.1f} s, with it {with_part:.1f} s, "
+                f"ratio {parts[-1]['ratio']:.3f} (load {load:.2f})",
+                flush=True,
+            )
+    scratch_holder.cleanup()
+
+    median_ratio = statistics.median(pair["ratio"] for pair in pairs)
+    print(f"\n{config.name}, {arguments.repeats} interleaved pairs")
+    print("| pair | pipeline fit s | plain Keras fit s | ratio | whole train stage s | load |")
+    print("|---|---|---|---|---|---|")
+    for index, pair in enumerate(pairs, start=1):
+        print(
+            f"| {index} | {pair['pipeline_fit_seconds']:.1f} | {pair['plain_fit_seconds']:.1f} | "
+            f"{pair['ratio']:.3f} | {pair['pipeline_stage_seconds']:.1f} | {pair['load_average']:.1f} |"
+        )
+    verdict = "met" if median_ratio <= TARGET_RATIO else "MISSED"
+    print(f"median ratio pipeline / plain: {median_ratio:.3f} (target <= {TARGET_RATIO}): {verdict}")
+    if parts:
+        print("\n| part added to plain fit | plain s | with it s | ratio | load |")
+        print("|---|---|---|---|---|")
+        for part in parts:
+            print(
+                f"| {part['part']} | {part['plain_fit_seconds']:.1f} | {part['with_part_seconds']:.1f} | "
+                f"{part['ratio']:.3f} | {part['load_average']:.1f} |"
+            )
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(
+        json.dumps(
+            {
+                "experiment": config.name,
+                "overrides": arguments.overrides,
+                "epochs": config.train.epochs,
+                "batch_size": config.train.batch_size,
+                "jit_compile": config.train.jit_compile,
+                "steps_per_execution": config.train.steps_per_execution,
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+                "pairs": pairs,
+                "median_ratio": median_ratio,
+                "parts": parts,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
