@@ -116,14 +116,14 @@ def test_csv_normalisation_travels_inside_the_saved_model(store, cli, tmp_path):
     assert cli("run", "-e", "mlp-digits", *overrides, *QUICK, "--out", str(out))[0] == 0
     train = _runs_by_stage(store)["train"]
     keras_model = mlflow.tensorflow.load_model(train.data.tags["model_uri"])
-    train_split = load_dataset(DataConfig(source="csv", path=str(path), target="label", features=["a", "b"]))
+    dataset = load_dataset(DataConfig(source="csv", path=str(path), target="label", features=["a", "b"]))
     normalization = keras_model.get_layer("normalization")
     np.testing.assert_allclose(
-        np.ravel(normalization.mean), train_split.splits["train"].x.mean(axis=0), rtol=1e-5
+        np.ravel(normalization.mean), dataset.splits["train"].x.mean(axis=0), rtol=1e-5
     )
     raw_rows = pd.read_csv(path)[["a", "b"]].to_numpy(np.float32)[:16]  # unnormalised: a is ~1000
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
-    ((served),) = serve(
+    (served,) = serve(
         **{name: tf.constant(raw_rows) for name in serve.structured_input_signature[1]}
     ).values()
     np.testing.assert_allclose(served.numpy(), np.asarray(keras_model(raw_rows)), atol=1e-5)
