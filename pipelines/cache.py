@@ -50,17 +50,9 @@ def fingerprint(config: ExperimentConfig, stage: str, upstream: str) -> str:
 
 def finished_run(config: ExperimentConfig, stage: str, stage_fingerprint: str):
     """The newest FINISHED run of `stage` with this fingerprint in the config's experiment, or None."""
-    runs = mlflow.search_runs(
-        experiment_ids=[tracking.experiment_id(config)],
-        filter_string=(
-            f"tags.stage = '{stage}' and tags.{FINGERPRINT_TAG} = '{stage_fingerprint}' "
-            "and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
+    return tracking.newest_run(
+        tracking.experiment_id(config), {"stage": stage, FINGERPRINT_TAG: stage_fingerprint}
     )
-    return runs[0] if runs else None
 
 
 def mark(run_id: str, stage_fingerprint: str) -> None:

@@ -55,22 +55,15 @@ def evaluation_of(name: str, version: str) -> Evaluation:
     if not train_run_id:
         raise ConfigError(f"{name!r} version {version} was not registered by deeparch (no train_run_id tag)")
     train_run = tracking.get_run(train_run_id)
-    runs = mlflow.search_runs(
-        experiment_ids=[train_run.info.experiment_id],
-        filter_string=(
-            f"tags.stage = 'evaluate' and tags.train_run_id = '{train_run_id}' "
-            "and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
+    evaluation = tracking.newest_run(
+        train_run.info.experiment_id, {"stage": "evaluate", "train_run_id": train_run_id}
     )
-    if not runs:
+    if evaluation is None:
         raise PromotionRefused(
             f"{name!r} version {version} has no finished evaluation; "
             f"run `deeparch evaluate --run {train_run_id}`"
         )
-    metrics = runs[0].data.metrics
+    metrics = evaluation.data.metrics
     for metric, higher_is_better in RANKING_METRICS:
         if metric in metrics:
             return Evaluation(
@@ -79,7 +72,7 @@ def evaluation_of(name: str, version: str) -> Evaluation:
                 metrics[metric],
                 higher_is_better,
                 model_version.tags.get("dataset_digest", ""),
-                runs[0].info.run_id,
+                evaluation.info.run_id,
             )
     raise PromotionRefused(
         f"{name!r} version {version}'s evaluation has none of {[m for m, _ in RANKING_METRICS]}"

@@ -173,19 +173,13 @@ def _evaluator(config: ExperimentConfig, dataset: LoadedDataset) -> TrainResult:
         update={"data": config.data, "tracking": config.tracking}
     )
     tracking.configure(evaluator_config)
-    runs = mlflow.search_runs(
-        experiment_ids=[tracking.experiment_id(evaluator_config)],
-        filter_string=(
-            f"tags.stage = 'train' and tags.config_hash = '{evaluator_config.section_hash()}' "
-            f"and tags.dataset_digest = '{dataset.digest}' and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
+    cached = tracking.newest_run(
+        tracking.experiment_id(evaluator_config),
+        {"stage": "train", "config_hash": evaluator_config.section_hash(), "dataset_digest": dataset.digest},
     )
-    if runs:
-        model_uri = tracking.train_run_model_uri(runs[0])
-        return TrainResult(runs[0].info.run_id, model_uri, tracking.load_keras_model(model_uri))
+    if cached is not None:
+        model_uri = tracking.train_run_model_uri(cached)
+        return TrainResult(cached.info.run_id, model_uri, tracking.load_keras_model(model_uri))
     return train(evaluator_config, dataset)
 
 

@@ -206,17 +206,9 @@ def run_sweep(plan: SweepPlan) -> SweepResult:
 
 def finished_pipeline_run(config: ExperimentConfig) -> Run | None:
     """The newest FINISHED pipeline run of exactly this config in its experiment, or None."""
-    runs = mlflow.search_runs(
-        experiment_ids=[tracking.experiment_id(config)],
-        filter_string=(
-            f"tags.stage = 'pipeline' and tags.config_hash = '{config.section_hash()}' "
-            "and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
+    return tracking.newest_run(
+        tracking.experiment_id(config), {"stage": "pipeline", "config_hash": config.section_hash()}
     )
-    return runs[0] if runs else None
 
 
 def _axes_and_fixed(overrides: list[str]) -> tuple[list[Axis], list[str], list[tuple[str, str]]]:
@@ -390,17 +382,15 @@ def _tag_member(run: Run, plan: SweepPlan, combination: Combination) -> None:
 
 def _newest_child(sweep_run: Run, config: ExperimentConfig) -> Run | None:
     """The newest pipeline run of `config` nested under the sweep run (the one that just failed)."""
-    runs = mlflow.search_runs(
-        experiment_ids=[tracking.experiment_id(config)],
-        filter_string=(
-            f"tags.stage = 'pipeline' and tags.config_hash = '{config.section_hash()}' "
-            f"and tags.mlflow.parentRunId = '{sweep_run.info.run_id}'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
+    return tracking.newest_run(
+        tracking.experiment_id(config),
+        {
+            "stage": "pipeline",
+            "config_hash": config.section_hash(),
+            "mlflow.parentRunId": sweep_run.info.run_id,
+        },
+        finished=False,
     )
-    return runs[0] if runs else None
 
 
 def _end_runs_above(sweep_run: Run) -> None:

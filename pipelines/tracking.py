@@ -251,6 +251,21 @@ def metric_histories(run_id: str, metrics: list[str]) -> dict[str, list[float]]:
     }
 
 
+def newest_run(experiment_id: str, tags: dict[str, str], finished: bool = True) -> Run | None:
+    """The newest run of an experiment carrying all `tags` (only FINISHED ones unless told), or None."""
+    conditions = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+    if finished:
+        conditions.append("attributes.status = 'FINISHED'")
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=" and ".join(conditions),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
+
+
 def get_run(run_id: str) -> Run:
     """A run by id, with a user-facing error when it does not exist."""
     try:
