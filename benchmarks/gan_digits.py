@@ -7,9 +7,15 @@ conditioned on, the Fréchet distance beside the real-vs-real floor, the classif
 the real-data value, and the training time. The evaluator classifier is trained once, first, and
 reused by every seed. The same numbers are written as JSON.
 
+Training seconds are the train run's `train_seconds` metric (the `fit` call, with its validation
+and sample grids); pipeline seconds time all four stages. The machine's load average is recorded
+with the results: on a shared machine the times are pessimistic.
+
     .venv/bin/python benchmarks/gan_digits.py                       # gan-digits, seeds 0 1 2
     .venv/bin/python benchmarks/gan_digits.py --experiment gan-mnist1d --seeds 0
-    .venv/bin/python benchmarks/gan_digits.py --seeds 0 train.epochs=20   # a short probe
+    .venv/bin/python benchmarks/gan_digits.py train.epochs=20 --seeds 0   # a short probe
+
+Overrides go before `--seeds` (or after `--`), which otherwise reads them as seeds.
 """
 
 from __future__ import annotations
@@ -79,14 +85,22 @@ def run_seeds(experiment: str, seeds: list[int], overrides: list[str], scratch: 
     base = load_experiment(experiment, [*overrides, f"export.dir={scratch / 'exports'}"])
     # The same evaluator config the runner derives, so that every seed reuses this run.
     evaluator_name = base.evaluate.evaluator or f"cnn-{base.data.name}"
-    evaluator = load_experiment(evaluator_name).model_copy(update={"data": base.data, "tracking": base.tracking})
+    evaluator = load_experiment(evaluator_name).model_copy(
+        update={"data": base.data, "tracking": base.tracking}
+    )
     started = time.perf_counter()
     evaluator_run = runner.train(evaluator)
-    print(f"evaluator {evaluator_name} trained in {time.perf_counter() - started:.0f} s", flush=True)
+    print(
+        f"evaluator {evaluator_name} trained in {time.perf_counter() - started:.0f} s "
+        f"(load {load_average()})",
+        flush=True,
+    )
 
     results = []
     for seed in seeds:
-        config = load_experiment(experiment, [*overrides, f"export.dir={scratch / 'exports'}", f"seed={seed}"])
+        config = load_experiment(
+            experiment, [*overrides, f"export.dir={scratch / 'exports'}", f"seed={seed}"]
+        )
         started = time.perf_counter()
         result = runner.run_pipeline(config)
         pipeline_seconds = time.perf_counter() - started
@@ -108,8 +122,13 @@ def run_seeds(experiment: str, seeds: list[int], overrides: list[str], scratch: 
                 pipeline_run_id=result.run_id,
             )
         )
-        print(markdown_table(results[-1:]), flush=True)
+        print(f"{markdown_table(results[-1:])}\nload {load_average()}", flush=True)
     return results
+
+
+def load_average() -> str:
+    """The 1-minute load average and the core count, for the record."""
+    return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
 def mean_row(results: list[SeedResult]) -> dict:
@@ -165,17 +184,18 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch)
         # Set before the pipeline imports MLflow; a user's own store wins.
         os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{scratch / 'mlflow.db'}")
-        started = time.perf_counter()
+        load_before, started = load_average(), time.perf_counter()
         results = run_seeds(arguments.experiment, arguments.seeds, arguments.overrides, scratch)
-        total_seconds = time.perf_counter() - started
+        total_seconds, load_after = time.perf_counter() - started, load_average()
 
     mean = mean_row(results)
     print(f"\n{arguments.experiment}, seeds {' '.join(map(str, arguments.seeds))}")
     if arguments.overrides:
         print("overrides: " + " ".join(arguments.overrides))
     print(markdown_table(results, mean))
+    print("issue 5's targets (set for gan-digits):")
     print("\n".join(target_lines(mean)))
-    print(f"total {total_seconds:.0f} s")
+    print(f"total {total_seconds:.0f} s, load {load_before} before and {load_after} after")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(
         json.dumps(
@@ -184,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seeds": arguments.seeds,
                 "overrides": arguments.overrides,
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+                "load_average_before": load_before,
+                "load_average_after": load_after,
                 "total_seconds": total_seconds,
                 "per_seed": [asdict(result) for result in results],
                 "mean": mean,

@@ -86,7 +86,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """Experiments, seeds, JSON path and dotted overrides passed on to every experiment."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--experiments", nargs="+", default=None, help=f"default: {' '.join(DEFAULT_EXPERIMENTS)} (those shipped)"
+        "--experiments",
+        nargs="+",
+        default=None,
+        help=f"default: {' '.join(DEFAULT_EXPERIMENTS)} (those shipped)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one pipeline run per seed")
     parser.add_argument(
@@ -101,9 +104,7 @@ def load_average() -> str:
     return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
-def run_experiment(
-    name: str, seeds: list[int], overrides: list[str], scratch: Path
-) -> ExperimentResult:
+def run_experiment(name: str, seeds: list[int], overrides: list[str], scratch: Path) -> ExperimentResult:
     """The whole pipeline of one experiment once per seed, nothing reused."""
     import keras
 
@@ -201,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         # A fresh store per invocation, set before the pipeline configures MLflow.
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
         started = time.perf_counter()
-        results = [run_experiment(name, arguments.seeds, arguments.overrides, scratch) for name in experiments]
+        results = [
+            run_experiment(name, arguments.seeds, arguments.overrides, scratch) for name in experiments
+        ]
         total_seconds = time.perf_counter() - started
     load_after = load_average()
 
@@ -222,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                 "load_average_after": load_after,
                 "total_seconds": total_seconds,
                 "published": PUBLISHED,
-                "experiments": [
-                    {**asdict(result), **result.summary()} for result in results
-                ],
+                "experiments": [{**asdict(result), **result.summary()} for result in results],
             },
             indent=2,
         )

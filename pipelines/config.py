@@ -264,6 +264,11 @@ class TrainConfig(StrictModel):
     )
     jit_compile: bool = Field(False, description="Compile the train step with XLA.")
     steps_per_execution: PositiveInt = Field(1, description="Batches per compiled call.")
+    checkpoint_seconds: Annotated[float, Field(ge=0.0)] = Field(
+        10.0,
+        description="Checkpoint, and write the epochs' metrics to MLflow, after the first epoch and then "
+        "at the first epoch end this many seconds after the last checkpoint (0: every epoch).",
+    )
     augment_shift: Annotated[int, Field(ge=0)] = Field(
         0, description="Train-only random circular shift of sequences, in steps."
     )

@@ -42,6 +42,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_logical_cpu_devices(store):
     result = subprocess.run(
         [

@@ -13,8 +13,16 @@ import pytest
 from .conftest import TINY, all_runs
 
 DEEPARCH = [sys.executable, "-m", "pipelines.cli"]
-# Long enough to be interrupted mid-run: MNIST-1D's 3,600 training examples, small batches.
-SLOW_TRAINING = ["train", "-e", "mlp-mnist1d", "train.batch_size=16", "train.augment_shift=0"]
+# Long enough to be interrupted mid-run: MNIST-1D's 3,600 training examples, small batches; a
+# checkpoint (and metric write) every epoch, so that the kill lands between two of them on any machine.
+SLOW_TRAINING = [
+    "train",
+    "-e",
+    "mlp-mnist1d",
+    "train.batch_size=16",
+    "train.augment_shift=0",
+    "train.checkpoint_seconds=0",
+]
 
 
 def _train_run(uri: str):
@@ -37,6 +45,7 @@ def _wait_for_epochs(uri: str, process: subprocess.Popen, epochs: int, timeout: 
     raise AssertionError(f"training did not reach {epochs} epochs in {timeout} s")
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_run_killed_not_running(store):
     process = subprocess.Popen(
         [*DEEPARCH, *SLOW_TRAINING, "train.epochs=100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE

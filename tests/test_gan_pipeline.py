@@ -84,6 +84,7 @@ def test_exported_generator_takes_latents_and_labels(store, cli, tiny_evaluator,
     assert float(tf.reduce_min(samples)) >= 0.0 and float(tf.reduce_max(samples)) <= 1.0
 
 
+@pytest.mark.slow
 def test_unconditional_gan_on_mnist1d_sequences(store, cli, tmp_path):
     evaluator = tmp_path / "evaluator.yaml"
     evaluator.write_text(TINY_EVALUATOR.replace("digits", "mnist1d"))

@@ -114,9 +114,8 @@ def test_vanishing_gradients_suite_gives_rnn_and_lstm_the_same_budget_with_the_p
 
 
 def test_reference_implementation_trains_through_the_cli(store, cli):
-    status, _, _ = cli(
-        "train", "-e", "lstm-digits", *TINY, "model.units=[8]", "model.implementation=reference"
-    )
+    reference = ["model.units=[8]", "model.bidirectional=false", "model.implementation=reference"]
+    status, _, _ = cli("train", "-e", "lstm-digits", *TINY, *reference)
     assert status == 0
     train = _runs_by_stage(store)["train"][0]
     assert train.data.params["model.implementation"] == "reference"

@@ -12,7 +12,12 @@ import mlflow
 
 import models
 from pipelines import distribute, plots, tracking
-from pipelines.callbacks import GeneratedSamplesLogger, GradientFlowProbe, MlflowEpochLogger
+from pipelines.callbacks import (
+    CheckpointEvery,
+    GeneratedSamplesLogger,
+    GradientFlowProbe,
+    MlflowEpochLogger,
+)
 from pipelines.config import ConfigError, ExperimentConfig, TrainConfig
 from pipelines.data import LoadedDataset, as_tf_dataset
 from pipelines.serving import example_inputs, servable
@@ -34,8 +39,9 @@ def train_stage(
 ) -> TrainResult:
     """Fit the configured architecture on the prepared data inside a `train` run.
 
-    Every epoch is checkpointed (`BackupAndRestore`); `resume_run_id` reopens a train run that
-    was killed and continues from its last checkpointed epoch, in the same MLflow run.
+    Training is checkpointed after the first epoch, then every `train.checkpoint_seconds`
+    (`CheckpointEvery`); `resume_run_id` reopens a train run that was killed and continues from
+    its last checkpointed epoch, in the same MLflow run.
     """
     dataset = prepared.dataset
     keras.utils.set_random_seed(config.seed)
@@ -88,7 +94,13 @@ def train_stage(
                 )
             )
         # Last, so that an epoch's metrics are written before its checkpoint.
-        callbacks.append(keras.callbacks.BackupAndRestore(str(tracking.checkpoint_dir(run.info.run_id))))
+        callbacks.append(
+            CheckpointEvery(
+                str(tracking.checkpoint_dir(run.info.run_id)),
+                seconds=config.train.checkpoint_seconds,
+                before_save=logger.flush,
+            )
+        )
         started = time.perf_counter()
         with strategy.scope():
             history = model.fit(

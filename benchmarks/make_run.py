@@ -1,0 +1,113 @@
+"""How long `make run` takes once the environment is installed: `deeparch run -e default`, timed.
+
+The command runs as a subprocess in a fresh temporary folder, so its MLflow store (`mlruns/`)
+and exports start empty and nothing is reused. The embedded datasets come from TFDS' data
+directory as usual (generated there on first use); `--fresh-data` points TFDS at an empty
+folder instead, so that generating them is timed too, as on a fresh machine. Afterwards the
+script reads the store: each member's training seconds (`train_seconds`), its whole pipeline
+run and its test accuracy. The target is 5 minutes on 2 CPU cores.
+
+    .venv/bin/python benchmarks/make_run.py
+    .venv/bin/python benchmarks/make_run.py --fresh-data
+    .venv/bin/python benchmarks/make_run.py --experiment cnn-mnist1d   # any experiment or suite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TARGET_SECONDS = 300.0
+
+
+def member_rows(store: Path) -> list[dict]:
+    """One row per pipeline run in the store: experiment, seconds of training and of the run, accuracy."""
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    runs = client.search_runs(experiments, max_results=1000, order_by=["attributes.start_time ASC"])
+    by_id = {run.info.run_id: run for run in runs}
+    rows = []
+    for run in runs:
+        if run.data.tags.get("stage") != "pipeline":
+            continue
+        train = by_id.get(run.data.tags.get("train_run_id", ""))
+        rows.append(
+            {
+                "experiment": run.data.tags.get("experiment"),
+                "train_seconds": train.data.metrics.get("train_seconds") if train else None,
+                "pipeline_seconds": (run.info.end_time - run.info.start_time) / 1000,
+                "test_accuracy": run.data.metrics.get("test_accuracy"),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite, print the timing and a per-member table, write the JSON results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="default", help="suite or experiment (default: default)")
+    parser.add_argument("--fresh-data", action="store_true", help="time the datasets' generation too")
+    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "make_run.json", help="results file")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, as for `deeparch run`")
+    arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    executable = Path(sys.executable).parent / "deeparch"
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="make-run-") as scratch:
+        scratch = Path(scratch)
+        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        environment.pop("MLFLOW_TRACKING_URI", None)  # the default store: mlruns/ in the fresh folder
+        if arguments.fresh_data:
+            environment["TFDS_DATA_DIR"] = str(scratch / "tensorflow_datasets")
+        command = [str(executable), "run", "-e", arguments.experiment, *arguments.overrides]
+        started = time.perf_counter()
+        completed = subprocess.run(command, cwd=scratch, env=environment, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if completed.returncode != 0:
+            print(completed.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"`{' '.join(command[1:])}` failed with status {completed.returncode}")
+        rows = member_rows(scratch / "mlruns")
+    load_after = os.getloadavg()[0]
+
+    print(f"`deeparch run -e {arguments.experiment}` in a fresh folder and store: {seconds:.0f} s")
+    print(f"(load average {load_before:.2f} before, {load_after:.2f} after, {os.cpu_count()} cores)\n")
+    print("| experiment | train s | pipeline s | test accuracy |")
+    print("|---|---|---|---|")
+    for row in rows:
+        accuracy = "n/a" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
+        train = "reused" if row["train_seconds"] is None else f"{row['train_seconds']:.0f}"
+        print(f"| {row['experiment']} | {train} | {row['pipeline_seconds']:.0f} | {accuracy} |")
+    verdict = "met" if seconds <= TARGET_SECONDS else "MISSED"
+    print(f"\ntotal {seconds:.0f} s (target <= {TARGET_SECONDS:.0f} s): {verdict}")
+    arguments.json.parent.mkdir(parents=True, exist_ok=True)
+    arguments.json.write_text(
+        json.dumps(
+            {
+                "command": " ".join(["deeparch", *command[1:]]),
+                "fresh_data": arguments.fresh_data,
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+                "load_average_before": load_before,
+                "load_average_after": load_after,
+                "seconds": seconds,
+                "members": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {arguments.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
