@@ -21,9 +21,7 @@ Overrides go before `--seeds` (or after `--`), which otherwise reads them as see
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,11 +29,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common import RESULTS_DIR, describe_load, machine, markdown_rows, write_json
+
 # Issue 5's targets on digits, conditional GAN, mean of 3 seeds.
 TARGET_CONDITIONAL_ACCURACY = 0.90
 TARGET_FRECHET_RATIO = 3.0
 TARGET_CLASSIFIER_SCORE = 8.0
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COLUMNS = (
     ("seed", "seed", "{}"),
     ("conditional_accuracy", "evaluator accuracy on generated", "{:.1%}"),
@@ -92,7 +91,7 @@ def run_seeds(experiment: str, seeds: list[int], overrides: list[str], scratch: 
     evaluator_run = runner.train(evaluator)
     print(
         f"evaluator {evaluator_name} trained in {time.perf_counter() - started:.0f} s "
-        f"(load {load_average()})",
+        f"(load {describe_load()})",
         flush=True,
     )
 
@@ -122,13 +121,8 @@ def run_seeds(experiment: str, seeds: list[int], overrides: list[str], scratch: 
                 pipeline_run_id=result.run_id,
             )
         )
-        print(f"{markdown_table(results[-1:])}\nload {load_average()}", flush=True)
+        print(f"{markdown_table(results[-1:])}\nload {describe_load()}", flush=True)
     return results
-
-
-def load_average() -> str:
-    """The 1-minute load average and the core count, for the record."""
-    return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
 def mean_row(results: list[SeedResult]) -> dict:
@@ -142,18 +136,7 @@ def mean_row(results: list[SeedResult]) -> dict:
 
 def markdown_table(results: list[SeedResult], mean: dict | None = None) -> str:
     """One row per seed, then the mean row when given."""
-    lines = [
-        "| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-    ]
-    rows = [asdict(result) for result in results] + ([mean] if mean else [])
-    for row in rows:
-        cells = [
-            "n/a" if row[key] is None else (str(row[key]) if key == "seed" else form.format(row[key]))
-            for key, _, form in COLUMNS
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_rows(COLUMNS, [asdict(result) for result in results] + ([mean] if mean else []))
 
 
 def target_lines(mean: dict) -> list[str]:
@@ -184,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch)
         # Set before the pipeline imports MLflow; a user's own store wins.
         os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{scratch / 'mlflow.db'}")
-        load_before, started = load_average(), time.perf_counter()
+        load_before, started = describe_load(), time.perf_counter()
         results = run_seeds(arguments.experiment, arguments.seeds, arguments.overrides, scratch)
-        total_seconds, load_after = time.perf_counter() - started, load_average()
+        total_seconds, load_after = time.perf_counter() - started, describe_load()
 
     mean = mean_row(results)
     print(f"\n{arguments.experiment}, seeds {' '.join(map(str, arguments.seeds))}")
@@ -196,25 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     print("issue 5's targets (set for gan-digits):")
     print("\n".join(target_lines(mean)))
     print(f"total {total_seconds:.0f} s, load {load_before} before and {load_after} after")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(
-        json.dumps(
-            {
-                "experiment": arguments.experiment,
-                "seeds": arguments.seeds,
-                "overrides": arguments.overrides,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
-                "load_average_before": load_before,
-                "load_average_after": load_after,
-                "total_seconds": total_seconds,
-                "per_seed": [asdict(result) for result in results],
-                "mean": mean,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        json_path,
+        {
+            "experiment": arguments.experiment,
+            "seeds": arguments.seeds,
+            "overrides": arguments.overrides,
+            "machine": machine(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "total_seconds": total_seconds,
+            "per_seed": [asdict(result) for result in results],
+            "mean": mean,
+        },
     )
-    print(f"wrote {json_path}")
     return 0
 
 

@@ -15,16 +15,15 @@ run and its test accuracy. The target is 5 minutes on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import RESULTS_DIR, load_average, machine, write_json
+
 TARGET_SECONDS = 300.0
 
 
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     executable = Path(sys.executable).parent / "deeparch"
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="make-run-") as scratch:
         scratch = Path(scratch)
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             print(completed.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"`{' '.join(command[1:])}` failed with status {completed.returncode}")
         rows = member_rows(scratch / "mlruns")
-    load_after = os.getloadavg()[0]
+    load_after = load_average()
 
     print(f"`deeparch run -e {arguments.experiment}` in a fresh folder and store: {seconds:.0f} s")
     print(f"(load average {load_before:.2f} before, {load_after:.2f} after, {os.cpu_count()} cores)\n")
@@ -89,23 +88,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {row['experiment']} | {train} | {row['pipeline_seconds']:.0f} | {accuracy} |")
     verdict = "met" if seconds <= TARGET_SECONDS else "MISSED"
     print(f"\ntotal {seconds:.0f} s (target <= {TARGET_SECONDS:.0f} s): {verdict}")
-    arguments.json.parent.mkdir(parents=True, exist_ok=True)
-    arguments.json.write_text(
-        json.dumps(
-            {
-                "command": " ".join(["deeparch", *command[1:]]),
-                "fresh_data": arguments.fresh_data,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
-                "load_average_before": load_before,
-                "load_average_after": load_after,
-                "seconds": seconds,
-                "members": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        arguments.json,
+        {
+            "command": " ".join(["deeparch", *command[1:]]),
+            "fresh_data": arguments.fresh_data,
+            "machine": machine(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "seconds": seconds,
+            "members": rows,
+        },
     )
-    print(f"wrote {arguments.json}")
     return 0
 
 

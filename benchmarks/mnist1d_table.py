@@ -22,9 +22,7 @@ pessimistic.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,7 +30,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import RESULTS_DIR, describe_load, machine, write_json
+
 DEFAULT_EXPERIMENTS = ("mlp-mnist1d", "cnn-mnist1d", "rnn-mnist1d", "lstm-mnist1d")
 # greydanus/mnist1d README, test accuracy (the GRU is the published recurrent model).
 PUBLISHED = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "lstm": 0.91, "rnn": None}
@@ -110,11 +109,6 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_average() -> str:
-    """The 1-minute load average and the core count, for the record."""
-    return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
-
-
 def run_experiment(name: str, seeds: list[int], overrides: list[str], scratch: Path) -> ExperimentResult:
     """The whole pipeline of one experiment once per seed, nothing reused."""
     import keras
@@ -149,7 +143,7 @@ def run_experiment(name: str, seeds: list[int], overrides: list[str], scratch: P
         last = result.runs[-1]
         print(
             f"{name} seed {seed}: test accuracy {last.test_accuracy:.4f}, train {last.train_seconds:.1f} s, "
-            f"{last.samples_per_second:.0f} samples/s (load {load_average()})",
+            f"{last.samples_per_second:.0f} samples/s (load {describe_load()})",
             flush=True,
         )
     return result
@@ -208,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     shipped = set(shipped_experiments())
     experiments = arguments.experiments or [name for name in DEFAULT_EXPERIMENTS if name in shipped]
-    load_before = load_average()
+    load_before = describe_load()
     with tempfile.TemporaryDirectory(prefix="mnist1d-table-") as scratch:
         scratch = Path(scratch)
         # A fresh store per invocation, set before the pipeline configures MLflow.
@@ -218,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             run_experiment(name, arguments.seeds, arguments.overrides, scratch) for name in experiments
         ]
         total_seconds = time.perf_counter() - started
-    load_after = load_average()
+    load_after = describe_load()
 
     print(f"\nTest accuracy, seeds {' '.join(map(str, arguments.seeds))}")
     if arguments.overrides:
@@ -226,24 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(results))
     print("\n".join(target_lines(results)))
     print(f"total {total_seconds:.0f} s; load average {load_before} before, {load_after} after")
-    arguments.json.parent.mkdir(parents=True, exist_ok=True)
-    arguments.json.write_text(
-        json.dumps(
-            {
-                "seeds": arguments.seeds,
-                "overrides": arguments.overrides,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
-                "load_average_before": load_before,
-                "load_average_after": load_after,
-                "total_seconds": total_seconds,
-                "published": PUBLISHED,
-                "experiments": [{**asdict(result), **result.summary()} for result in results],
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        arguments.json,
+        {
+            "seeds": arguments.seeds,
+            "overrides": arguments.overrides,
+            "machine": machine(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "total_seconds": total_seconds,
+            "published": PUBLISHED,
+            "experiments": [{**asdict(result), **result.summary()} for result in results],
+        },
     )
-    print(f"wrote {arguments.json}")
     return 0
 
 

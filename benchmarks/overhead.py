@@ -39,16 +39,15 @@ once), to choose `jit_compile` and `steps_per_execution`; give experiment overri
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import RESULTS_DIR, load_average, machine, write_json
+
 TARGET_RATIO = 1.05
 
 
@@ -66,11 +65,6 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, as for `deeparch train`")
     return parser.parse_args(argv)
-
-
-def load_average() -> float:
-    """The 1-minute load average."""
-    return os.getloadavg()[0]
 
 
 def plain_dataset(x, y, batch_size: int, seed: int, shuffle: bool, shift: int = 0, scale: float = 0.0):
@@ -439,28 +433,23 @@ def write_results(
     json_path: Path, config, arguments, pairs, median_ratio, parts, settings, median_cpu_ratio=None
 ) -> None:
     """Everything measured, as JSON."""
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(
-        json.dumps(
-            {
-                "experiment": config.name,
-                "overrides": arguments.overrides,
-                "epochs": config.train.epochs,
-                "batch_size": config.train.batch_size,
-                "jit_compile": config.train.jit_compile,
-                "steps_per_execution": config.train.steps_per_execution,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
-                "pairs": pairs,
-                "median_ratio": median_ratio,
-                "median_cpu_ratio": median_cpu_ratio,
-                "parts": parts,
-                "settings": settings,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        json_path,
+        {
+            "experiment": config.name,
+            "overrides": arguments.overrides,
+            "epochs": config.train.epochs,
+            "batch_size": config.train.batch_size,
+            "jit_compile": config.train.jit_compile,
+            "steps_per_execution": config.train.steps_per_execution,
+            "machine": machine(),
+            "pairs": pairs,
+            "median_ratio": median_ratio,
+            "median_cpu_ratio": median_cpu_ratio,
+            "parts": parts,
+            "settings": settings,
+        },
     )
-    print(f"wrote {json_path}")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ TensorFlow (tests/test_cli_startup.py checks that); the target for `--help` is 0
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -21,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import RESULTS_DIR, load_average, write_json
+
 TARGET_HELP_SECONDS = 0.5
 COMMANDS = (("deeparch --help", ["--help"]), ("deeparch list", ["list"]))
 
@@ -56,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     executable = deeparch_executable()
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     rows = []
     for label, args in COMMANDS:
         times = wall_times([executable, *args], arguments.runs)
         rows.append({"command": label, "best": min(times), "median": statistics.median(times), "runs": times})
-    load_after = os.getloadavg()[0]
+    load_after = load_average()
 
     print(f"| command | best s | median s | runs |  (load average {load_before:.2f} -> {load_after:.2f})")
     print("|---|---|---|---|")
@@ -70,20 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     help_median = rows[0]["median"]
     verdict = "met" if help_median <= TARGET_HELP_SECONDS else "MISSED"
     print(f"`deeparch --help` median {help_median:.3f} s (target <= {TARGET_HELP_SECONDS} s): {verdict}")
-    arguments.json.parent.mkdir(parents=True, exist_ok=True)
-    arguments.json.write_text(
-        json.dumps(
-            {
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
-                "load_average_before": load_before,
-                "load_average_after": load_after,
-                "commands": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        arguments.json,
+        {"load_average_before": load_before, "load_average_after": load_after, "commands": rows},
     )
-    print(f"wrote {arguments.json}")
     return 0
 
 

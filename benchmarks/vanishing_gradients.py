@@ -15,18 +15,17 @@ minutes, the simple RNN near 0.167. The same numbers are written as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common import RESULTS_DIR, machine, markdown_rows, write_json
+
 SUITE = "vanishing-gradients"
 TARGET_LSTM_MSE = 0.01
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COLUMNS = (
     ("architecture", "architecture", "{}"),
     ("test_mse", "test MSE", "{:.4f}"),
@@ -107,15 +106,7 @@ def run_suite(sequence_length: int, overrides: list[str], scratch: Path) -> list
 
 def markdown_table(results: list[ArchitectureResult]) -> str:
     """One row per architecture."""
-    lines = [
-        "| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-    ]
-    for result in results:
-        row = asdict(result)
-        cells = ["n/a" if row[key] is None else form.format(row[key]) for key, _, form in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_rows(COLUMNS, [asdict(result) for result in results])
 
 
 def target_lines(results: list[ArchitectureResult]) -> list[str]:
@@ -154,22 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(results))
     print("\n".join(target_lines(results)))
     print(f"total {total_seconds:.0f} s")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(
-        json.dumps(
-            {
-                "suite": SUITE,
-                "sequence_length": arguments.sequence_length,
-                "overrides": arguments.overrides,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
-                "total_seconds": total_seconds,
-                "results": [asdict(result) for result in results],
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        json_path,
+        {
+            "suite": SUITE,
+            "sequence_length": arguments.sequence_length,
+            "overrides": arguments.overrides,
+            "machine": machine(),
+            "total_seconds": total_seconds,
+            "results": [asdict(result) for result in results],
+        },
     )
-    print(f"wrote {json_path}")
     return 0
 
 
