@@ -270,10 +270,12 @@ class TrainConfig(StrictModel):
         "at the first epoch end this many seconds after the last checkpoint (0: every epoch).",
     )
     augment_shift: Annotated[int, Field(ge=0)] = Field(
-        0, description="Train-only random circular shift of sequences, in steps."
+        0,
+        description="Train-only random shift: sequences circularly by up to this many steps, images "
+        "by up to this many pixels along each axis (zero-filled).",
     )
     augment_scale: Fraction = Field(
-        0.0, description="Train-only random amplitude scaling of sequences, +/- this fraction."
+        0.0, description="Train-only random amplitude scaling of sequences and images, +/- this fraction."
     )
     sample_every: Annotated[int, Field(ge=0)] = Field(
         5, description="GAN only: log a grid of generated samples every this many epochs (0: never)."

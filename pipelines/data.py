@@ -170,8 +170,8 @@ def as_tf_dataset(
 ) -> tf.data.Dataset:
     """A tf.data pipeline over one split: cache, seeded shuffle, batch, augment, prefetch.
 
-    Augmentation (from `train`) applies to sequence inputs only and only when shuffling, i.e.
-    on the training split.
+    Augmentation (from `train`) applies to numeric sequences and images, and only when
+    shuffling, i.e. on the training split.
     """
     import tensorflow as tf
 
@@ -179,24 +179,43 @@ def as_tf_dataset(
     if shuffle:
         dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    if shuffle and train and (train.augment_shift or train.augment_scale) and split.x.ndim == 2:
-        dataset = dataset.map(_sequence_augmenter(train.augment_shift, train.augment_scale, seed))
+    if shuffle and train and (train.augment_shift or train.augment_scale) and split.x.dtype.kind == "f":
+        dataset = dataset.map(_augmenter(train.augment_shift, train.augment_scale, seed, split.x.ndim))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _sequence_augmenter(max_shift: int, max_scale: float, seed: int):
-    """Random circular shift of up to `max_shift` steps and amplitude scaling by 1 ± `max_scale`."""
+def _augmenter(max_shift: int, max_scale: float, seed: int, ndim: int):
+    """Random shift by up to `max_shift` and amplitude scaling by 1 ± `max_scale`, per example.
+
+    Sequences `(batch, steps)` or `(batch, steps, features)` shift circularly along the steps;
+    images `(batch, height, width, channels)` move by up to `max_shift` pixels along each axis,
+    the uncovered border filled with zeros.
+    """
     import tensorflow as tf
 
     generator = tf.random.Generator.from_seed(seed)
 
-    def augment(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        batch = tf.shape(x)[0]
+    def offsets(batch: tf.Tensor) -> tf.Tensor:
+        return generator.uniform([batch], -max_shift, max_shift + 1, dtype=tf.int32)
+
+    def shift_sequences(x: tf.Tensor) -> tf.Tensor:
         steps = tf.shape(x)[1]
-        shifts = generator.uniform([batch], -max_shift, max_shift + 1, dtype=tf.int32)
-        positions = (tf.range(steps)[None, :] - shifts[:, None]) % steps
-        x = tf.gather(x, positions, batch_dims=1)
-        scales = generator.uniform([batch, 1], 1.0 - max_scale, 1.0 + max_scale)
+        positions = (tf.range(steps)[None, :] - offsets(tf.shape(x)[0])[:, None]) % steps
+        return tf.gather(x, positions, batch_dims=1)
+
+    def translate_images(x: tf.Tensor) -> tf.Tensor:
+        batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        padded = tf.pad(x, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+        rows = tf.range(height)[None, :] + (max_shift + offsets(batch))[:, None]
+        columns = tf.range(width)[None, :] + (max_shift + offsets(batch))[:, None]
+        return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+
+    shift = translate_images if ndim == 4 else shift_sequences
+
+    def augment(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if max_shift:
+            x = shift(x)
+        scales = generator.uniform([tf.shape(x)[0]] + [1] * (ndim - 1), 1.0 - max_scale, 1.0 + max_scale)
         return x * scales, y
 
     return augment

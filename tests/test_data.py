@@ -75,3 +75,27 @@ def test_augmentation_touches_only_the_shuffled_training_pipeline():
     assert not np.allclose(np.sort(augmented.numpy(), axis=1), np.sort(x, axis=1)) or not np.array_equal(
         augmented.numpy(), x
     )
+
+
+def test_image_augmentation_translates_each_image_by_at_most_the_shift_with_zero_fill():
+    rng = np.random.default_rng(0)
+    x = np.zeros((16, 8, 8, 1), dtype=np.float32)
+    x[:, 2:6, 2:6, 0] = rng.uniform(0.5, 1.0, size=(16, 4, 4))  # a patch away from the border
+    split = Split(x, np.arange(16, dtype=np.int32))
+    train = TrainConfig(augment_shift=1)
+    ((augmented, labels),) = as_tf_dataset(split, 16, shuffle=True, seed=3, train=train).take(1)
+    moves = set()
+    for image, label in zip(augmented.numpy(), labels.numpy(), strict=True):
+        original = x[label]
+        # Exactly one translation by (dy, dx), |dy|, |dx| <= 1, reproduces the augmented image.
+        matches = [
+            (dy, dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if np.array_equal(np.roll(original, (dy, dx), axis=(0, 1)), image)
+        ]
+        assert len(matches) == 1
+        moves.add(matches[0])
+    assert len(moves) > 1  # each image draws its own translation
+    ((plain, _),) = as_tf_dataset(split, 16, train=train).take(1)
+    np.testing.assert_array_equal(plain.numpy(), x)

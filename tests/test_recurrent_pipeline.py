@@ -132,6 +132,7 @@ def test_text_pipeline_adapts_a_vocabulary_and_exports_a_model_that_reads_raw_st
     import tensorflow_datasets as tfds
 
     text_run = ["data.name=imdb_reviews", "data.download=false", "train.epochs=1", "model.units=[8]"]
+    text_run += ["train.augment_shift=0", "train.augment_scale=0"]  # lstm-digits shifts its images
     small_text = ["model.sequence_length=16", "model.embedding_dim=8", "model.max_tokens=100"]
     with tfds.testing.mock_data(num_examples=40):
         status, _, _ = cli(
@@ -159,5 +160,24 @@ def test_text_dataset_with_a_non_recurrent_model_is_refused_before_any_run(store
         status, _, error = cli("run", "-e", "mlp-digits", "data.name=imdb_reviews", "data.download=false")
     assert status == 2
     assert "model.architecture: 'mlp'" in error and "allowed for text: rnn, lstm" in error
+    assert "Traceback" not in error
+    assert all_runs(store) == []
+
+
+def test_augmenting_text_is_refused_naming_the_fields(store, cli):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=20):
+        status, _, error = cli(
+            "run",
+            "-e",
+            "lstm-digits",
+            "data.name=imdb_reviews",
+            "data.download=false",
+            "train.augment_shift=2",
+            "train.augment_scale=0",
+        )
+    assert status == 2
+    assert "train.augment_shift/augment_scale: 2/0.0" in error and "is text" in error
     assert "Traceback" not in error
     assert all_runs(store) == []

@@ -151,6 +151,12 @@ def check_config_fits_data(config: ExperimentConfig, dataset: LoadedDataset) -> 
             f"augment sequences, but {dataset.name!r} is a table of CSV features; allowed: "
             "train.augment_shift=0 train.augment_scale=0"
         )
+    if augment and dataset.spec.input_dtype == "string":
+        raise ConfigError(
+            f"train.augment_shift/augment_scale: {config.train.augment_shift}/{config.train.augment_scale} "
+            f"augment numeric sequences and images, but {dataset.name!r} is text; allowed: "
+            "train.augment_shift=0 train.augment_scale=0"
+        )
 
 
 def data_hparams(config: ExperimentConfig, dataset: LoadedDataset) -> dict:
