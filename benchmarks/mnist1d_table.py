@@ -8,7 +8,7 @@ earlier run is reused. It prints one markdown row per experiment beside the publ
 
     .venv/bin/python benchmarks/mnist1d_table.py                           # 4 experiments x 3 seeds
     .venv/bin/python benchmarks/mnist1d_table.py --experiments cnn-mnist1d --seeds 0
-    .venv/bin/python benchmarks/mnist1d_table.py --experiments mlp-mnist1d train.epochs=50   # a probe
+    .venv/bin/python benchmarks/mnist1d_table.py train.epochs=50 --experiments mlp-mnist1d   # a probe
     .venv/bin/python benchmarks/mnist1d_table.py --experiments rnn-digits lstm-digits \
         --json benchmarks/results/recurrent_digits.json     # issue 4's digits targets
 
@@ -202,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
 
     shipped = set(shipped_experiments())
     experiments = arguments.experiments or [name for name in DEFAULT_EXPERIMENTS if name in shipped]
+    misplaced = [name for name in experiments if "=" in name]
+    if misplaced:
+        # argparse hands everything after --experiments to it; say so before anything runs.
+        raise SystemExit(
+            f"--experiments: {' '.join(misplaced)} are overrides, not experiments; give overrides "
+            "before --experiments (or after --)"
+        )
     load_before = describe_load()
     with tempfile.TemporaryDirectory(prefix="mnist1d-table-") as scratch:
         scratch = Path(scratch)

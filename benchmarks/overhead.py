@@ -150,6 +150,7 @@ def plain_fit(config, dataset, extra_callbacks=()) -> tuple[float, float]:
         validation_data=validation_data,
         epochs=settings.epochs,
         callbacks=list(extra_callbacks),
+        shuffle=False,  # the tf.data pipeline shuffles, seeded, as in the train stage
         verbose=0,
     )
     return time.perf_counter() - started, time.process_time() - cpu_started

@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"command": label, "best": min(times), "median": statistics.median(times), "runs": times})
     load_after = load_average()
 
-    print(f"| command | best s | median s | runs |  (load average {load_before:.2f} -> {load_after:.2f})")
+    print(f"load average {load_before:.2f} -> {load_after:.2f}\n")
+    print("| command | best s | median s | runs |")
     print("|---|---|---|---|")
     for row in rows:
         print(f"| `{row['command']}` | {row['best']:.3f} | {row['median']:.3f} | {arguments.runs} |")
     help_median = rows[0]["median"]
     verdict = "met" if help_median <= TARGET_HELP_SECONDS else "MISSED"
-    print(f"`deeparch --help` median {help_median:.3f} s (target <= {TARGET_HELP_SECONDS} s): {verdict}")
+    print(f"\n`deeparch --help` median {help_median:.3f} s (target <= {TARGET_HELP_SECONDS} s): {verdict}")
     write_json(
         arguments.json,
         {"load_average_before": load_before, "load_average_after": load_after, "commands": rows},
