@@ -88,6 +88,15 @@ def test_csv_with_text_labels_runs_end_to_end_with_class_names_and_file_provenan
     assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
 
 
+def test_augmenting_a_csv_table_is_refused_naming_the_fields(store, cli, tmp_path):
+    path = _table_csv(tmp_path / "pets.csv")
+    overrides = ["data.source=csv", f"data.path={path}", "data.target=label", "train.augment_shift=3"]
+    status, _, error = cli("run", "-e", "mlp-digits", *overrides, *QUICK)
+    assert status == 2
+    assert "train.augment_shift/augment_scale: 3/0.0" in error and "a table of CSV features" in error
+    assert "Traceback" not in error
+
+
 def test_csv_split_column_decides_the_splits_and_otherwise_a_seeded_split_does(tmp_path):
     path = tmp_path / "given.csv"
     pd.DataFrame(

@@ -144,17 +144,18 @@ def check_config_fits_data(config: ExperimentConfig, dataset: LoadedDataset) -> 
             f"{' / '.join(RECURRENT_ARCHITECTURES)} on a numeric dataset"
         )
     augment = config.train.augment_shift or config.train.augment_scale
-    if augment and dataset.source == "csv" and not dataset.forecast:
-        # Shifting a table's columns around would mix unrelated features.
+    # Shifting a table's columns around would mix unrelated features; text has no amplitude.
+    unaugmentable = (
+        "a table of CSV features"
+        if dataset.source == "csv" and not dataset.forecast
+        else "text"
+        if dataset.spec.input_dtype == "string"
+        else None
+    )
+    if augment and unaugmentable:
         raise ConfigError(
             f"train.augment_shift/augment_scale: {config.train.augment_shift}/{config.train.augment_scale} "
-            f"augment sequences, but {dataset.name!r} is a table of CSV features; allowed: "
-            "train.augment_shift=0 train.augment_scale=0"
-        )
-    if augment and dataset.spec.input_dtype == "string":
-        raise ConfigError(
-            f"train.augment_shift/augment_scale: {config.train.augment_shift}/{config.train.augment_scale} "
-            f"augment numeric sequences and images, but {dataset.name!r} is text; allowed: "
+            f"augment numeric sequences and images, but {dataset.name!r} is {unaugmentable}; allowed: "
             "train.augment_shift=0 train.augment_scale=0"
         )
 
