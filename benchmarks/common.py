@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,21 @@ def load_average() -> float:
 def describe_load() -> str:
     """The 1-minute load average and the core count, for the record: "1.04 on 2 cores"."""
     return f"{load_average():.2f} on {os.cpu_count()} cores"
+
+
+def reference_seconds(size: int = 2048, repeats: int = 5) -> float:
+    """Best wall time of one fixed float32 NumPy matrix product (`size` x `size`): how fast this
+    machine computes right now, to read other figures against (it grows with the load)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    left, right = rng.random((size, size), dtype=np.float32), rng.random((size, size), dtype=np.float32)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.matmul(left, right)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 EMBEDDED_DATASETS = ("digits", "mnist1d", "adding")
+SEQUENCE_DATASETS = ("mnist1d", "adding")  # the embedded datasets that hold sequences, not images
 ACTIVATIONS = Literal["relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid"]
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -168,6 +169,25 @@ class CNNConfig(StrictModel):
         "flatten", description="How the conv features become a vector."
     )
     dense_units: list[PositiveInt] = Field([128], description="Dense layers before the output.")
+    block: Literal["plain", "residual"] = Field(
+        "plain",
+        description="Blocks after the first: one conv, or two convs plus a skip connection (residual).",
+    )
+    separable: bool = Field(
+        False, description="Depthwise-separable convs in the blocks after the first: far fewer multiply-adds."
+    )
+    stem_stride: PositiveInt = Field(
+        1, description="Stride of the first block's conv: 2 or 4 shrinks large images before the rest."
+    )
+    random_flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = Field(
+        "none", description="Images only: train-only random flip (a Keras layer; identity at inference)."
+    )
+    random_translation: Fraction = Field(
+        0.0, description="Images only: train-only random shift by up to this fraction of height and width."
+    )
+    random_contrast: Fraction = Field(
+        0.0, description="Images only: train-only random contrast change by a factor within 1 +/- this."
+    )
 
     @model_validator(mode="after")
     def _one_kernel_size_per_block(self) -> CNNConfig:
@@ -177,6 +197,22 @@ class CNNConfig(StrictModel):
                 f"{len(self.filters)} filters; give one size or one per block"
             )
         return self
+
+    @field_validator("block")
+    @classmethod
+    def _residual_needs_same_padding(cls, block: str, info: ValidationInfo) -> str:
+        if block == "residual" and info.data.get("padding") == "valid":
+            raise ValueError("needs padding 'same' (the skip connection adds equal shapes); allowed: plain")
+        return block
+
+    def image_augmentation(self) -> dict[str, Any]:
+        """The `random_*` augmentation fields that are switched on, with their values."""
+        chosen = {
+            "random_flip": self.random_flip,
+            "random_translation": self.random_translation,
+            "random_contrast": self.random_contrast,
+        }
+        return {name: value for name, value in chosen.items() if value not in ("none", 0.0)}
 
 
 class GANConfig(StrictModel):
@@ -325,6 +361,24 @@ class ExperimentConfig(StrictModel):
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _image_augmentation_on_images(self) -> ExperimentConfig:
+        # Known here for CSV files and the embedded sequence datasets; the builder refuses the rest.
+        augmentation = self.model.image_augmentation() if isinstance(self.model, CNNConfig) else {}
+        if not augmentation:
+            return self
+        if self.data.source == "csv":
+            holds = "a CSV file's rows"
+        elif self.data.source == "tfds" and self.data.name in SEQUENCE_DATASETS:
+            holds = f"the sequences of {self.data.name!r}"
+        else:
+            return self
+        fields = ", ".join(f"model.{name}={value}" for name, value in augmentation.items())
+        raise ValueError(
+            f"{fields} augment images, but the data is {holds}; allowed: model.random_flip=none, "
+            "model.random_translation=0, model.random_contrast=0"
+        )
 
     @property
     def architecture(self) -> str:
@@ -511,7 +565,8 @@ def _describe(error: ValidationError, source: str) -> str:
             lines.append(f"{field}.architecture: missing; it is required")
         else:
             message = problem["msg"].removeprefix("Value error, ")
-            if isinstance(value, dict):  # a check across fields: the message names them
+            if isinstance(value, dict) or (value is None and problem["type"] == "value_error"):
+                # A check across fields names them; a missing value needs no "None is not allowed".
                 lines.append(f"{field}: {message}")
             else:
                 lines.append(f"{field}: {value!r} is not allowed: {message}")
