@@ -46,12 +46,14 @@ class DataConfig(StrictModel):
     # `source` and `path` come first: the validators of the fields below read them.
     source: Literal["tfds", "csv", "npz", "images"] = Field(
         "tfds",
-        description="Where the data comes from: TFDS, a CSV file, a NumPy .npz file or an image folder.",
+        description="Where the data comes from: TFDS, a CSV file, NumPy arrays (a .npz file or a folder of "
+        ".npy files) or an image folder.",
     )
     path: str | None = Field(
         None,
         validate_default=True,
-        description="The csv/npz file or the image folder (one sub-folder per class); not for tfds.",
+        description="The csv/npz file, the folder of .npy files or the image folder (one sub-folder per "
+        "class, optionally inside train/, test/ and validation/ folders); not for tfds.",
     )
     name: str | None = Field(
         None,
@@ -87,11 +89,17 @@ class DataConfig(StrictModel):
     window: PositiveInt = Field(24, description="csv forecast: past values each forecast reads.")
     horizon: PositiveInt = Field(1, description="csv forecast: next values each forecast predicts.")
     image_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = Field(
-        [32, 32], description="images: [height, width] every image is resized to."
+        [32, 32],
+        description="images (and TFDS photos of many sizes): [height, width] every image is resized to.",
     )
     grayscale: bool = Field(False, description="images: read one channel instead of three (RGB).")
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         0.2, description="csv/npz/images: share held out for test when the data has no test split."
+    )
+    cache: Literal["auto", "memory", "none"] = Field(
+        "auto",
+        description="Keep prepared splits in memory after the first epoch (memory), stream them from disk "
+        "every epoch (none), or keep those up to 1 GB (auto).",
     )
 
     @field_validator("path")

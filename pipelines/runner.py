@@ -12,7 +12,7 @@ import mlflow
 
 from pipelines import cache, distribute, tracking
 from pipelines.config import ConfigError, ExperimentConfig, load_experiment
-from pipelines.data import LoadedDataset, load_dataset
+from pipelines.data import PreparedDataset, load_dataset, open_dataset
 from pipelines.stages.evaluate import evaluate_stage
 from pipelines.stages.export import export_stage
 from pipelines.stages.prepare import prepare_stage
@@ -93,7 +93,7 @@ def prepare(config: ExperimentConfig) -> PrepareResult:
     return result
 
 
-def train(config: ExperimentConfig, dataset: LoadedDataset | None = None) -> TrainResult:
+def train(config: ExperimentConfig, dataset: PreparedDataset | None = None) -> TrainResult:
     """Train, reusing a finished prepare run of the same data when there is one."""
     config, _ = _for_this_worker(config, None)
     tracking.configure(config)
@@ -118,7 +118,7 @@ def resume_train(train_run_id: str) -> TrainResult:
             "start a new training instead"
         )
     config = tracking.run_config(run)
-    dataset = load_dataset(config.data)
+    dataset = _run_dataset(run, config)
     prepared = PrepareResult(run.data.tags.get("prepare_run_id", ""), dataset, reused=True)
     result = train_stage(config, prepared, resume_run_id=train_run_id)
     cache.mark(result.run_id, cache.fingerprint(config, "train", prepared.run_id))
@@ -149,12 +149,12 @@ def export_destination(config: ExperimentConfig, train_run_id: str, export_dir: 
     return Path(config.export.dir) / f"{config.name}-{train_run_id[:8]}"
 
 
-def _from_train_run(train_run_id: str) -> tuple[ExperimentConfig, TrainResult, LoadedDataset]:
+def _from_train_run(train_run_id: str) -> tuple[ExperimentConfig, TrainResult, PreparedDataset]:
     tracking.configure()
     run = tracking.get_run(train_run_id)
     model_uri = tracking.train_run_model_uri(run)
     config = tracking.run_config(run)
-    dataset = load_dataset(config.data)
+    dataset = _run_dataset(run, config)
     expected = run.data.tags.get("dataset_digest")
     if expected and expected != dataset.digest:
         raise ConfigError(
@@ -165,7 +165,14 @@ def _from_train_run(train_run_id: str) -> tuple[ExperimentConfig, TrainResult, L
     return config, TrainResult(run_id=train_run_id, model_uri=model_uri, model=model), dataset
 
 
-def _evaluator(config: ExperimentConfig, dataset: LoadedDataset) -> TrainResult:
+def _run_dataset(run: Run, config: ExperimentConfig) -> PreparedDataset:
+    """The prepared dataset a stage run read (by its digest tag), or its config's dataset prepared
+    again when those shards are gone."""
+    digest = run.data.tags.get("dataset_digest")
+    return (open_dataset(digest) if digest else None) or load_dataset(config.data)
+
+
+def _evaluator(config: ExperimentConfig, dataset: PreparedDataset) -> TrainResult:
     """The classifier that scores a GAN: a finished train run of the evaluator experiment on the
     same data (same config and dataset digest), or a new one trained now."""
     name = config.evaluate.evaluator or f"cnn-{config.data.name}"
@@ -231,7 +238,7 @@ def _cached(
     return result
 
 
-def _cached_prepare(config: ExperimentConfig, dataset: LoadedDataset, forced: set[str]) -> PrepareResult:
+def _cached_prepare(config: ExperimentConfig, dataset: PreparedDataset, forced: set[str]) -> PrepareResult:
     return _cached(
         config,
         "prepare",

@@ -9,7 +9,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-    from pipelines.data import LoadedDataset
+    from pipelines.data import PreparedDataset
 
 LATENT_INPUT = "latent"
 LABELS_INPUT = "labels"
@@ -27,11 +27,11 @@ def is_generator(model: keras.Model) -> bool:
 
 
 def example_inputs(
-    model: keras.Model, dataset: LoadedDataset, count: int, seed: int = 0
+    model: keras.Model, dataset: PreparedDataset, count: int, seed: int = 0
 ) -> np.ndarray | dict[str, np.ndarray]:
     """`count` inputs the servable accepts: test examples, or latent noise (and labels) for a generator."""
     if not is_generator(model):
-        return dataset.splits["test"].x[:count]
+        return dataset.arrays("test", count).x
     return generator_inputs(model, count, seed, dataset.spec.num_classes or 1)
 
 

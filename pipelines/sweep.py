@@ -326,7 +326,7 @@ def _check_against_data(plan: SweepPlan) -> None:
     for combination in plan.combinations:
         by_data.setdefault(combination.config.section_hash("data"), []).append(combination)
     for group in by_data.values():
-        dataset = load_dataset(group[0].config.data)  # one dataset in memory at a time
+        dataset = load_dataset(group[0].config.data)  # prepared once, reused by every combination
         for combination in group:
             try:
                 check_config_fits_data(combination.config, dataset)

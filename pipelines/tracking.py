@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 LOCAL_STORE_DIR = Path("mlruns")
+DATASETS_DIR = "datasets"
 DEFAULT_UI_PORT = 5000
 CONFIG_ARTIFACT = "config.yaml"
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value
@@ -36,6 +37,20 @@ _MODEL_REQUIREMENTS = ("tensorflow-cpu", "keras", "mlflow")
 def local_store_uri(store_dir: Path = LOCAL_STORE_DIR) -> str:
     """The sqlite URI of a local store folder (`mlruns/` by default)."""
     return f"sqlite:///{store_dir.resolve() / 'mlflow.db'}"
+
+
+def dataset_store_dir() -> Path:
+    """Where prepared datasets live: DEEPARCH_DATASET_STORE, else `datasets/` in the folder of the
+    local sqlite store MLflow points at, else `mlruns/datasets` (for a tracking server)."""
+    chosen = os.environ.get("DEEPARCH_DATASET_STORE")
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+    # Unconfigured, MLflow names a database in the current folder: ours is `mlruns/` instead.
+    uri = mlflow.get_tracking_uri() if is_tracking_uri_set() else tracking_uri()
+    store = _local_store_dir(uri)
+    return (store or LOCAL_STORE_DIR).resolve() / DATASETS_DIR
 
 
 def tracking_uri(config: ExperimentConfig | None = None) -> str:

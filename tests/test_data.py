@@ -14,9 +14,9 @@ def test_digits_has_fixed_disjoint_splits_of_8x8_images():
     assert dataset.sizes() == {"train": 1258, "validation": 270, "test": 269}
     assert dataset.spec.input_shape == (8, 8, 1)
     assert dataset.spec.num_classes == 10
-    x = dataset.splits["train"].x
+    x = dataset.arrays("train").x
     assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
-    rows = {name: {s.tobytes() for s in split.x} for name, split in dataset.splits.items()}
+    rows = {name: {s.tobytes() for s in dataset.arrays(name).x} for name in dataset.splits}
     assert not rows["train"] & rows["test"]
     assert dataset.digest == load_dataset(DataConfig(name="digits")).digest
 
@@ -32,12 +32,12 @@ def test_mnist1d_test_split_is_exactly_the_published_one_and_validation_comes_fr
     def as_rows(x, y):
         return sorted(zip((row.astype(np.float32).tobytes() for row in x), y.tolist(), strict=True))
 
-    assert as_rows(dataset.splits["test"].x, dataset.splits["test"].y) == as_rows(
+    assert as_rows(dataset.arrays("test").x, dataset.arrays("test").y) == as_rows(
         published["x_test"], published["y_test"]
     )
-    train_and_validation = np.concatenate([dataset.splits["train"].x, dataset.splits["validation"].x])
+    train_and_validation = np.concatenate([dataset.arrays("train").x, dataset.arrays("validation").x])
     assert as_rows(
-        train_and_validation, np.concatenate([dataset.splits["train"].y, dataset.splits["validation"].y])
+        train_and_validation, np.concatenate([dataset.arrays("train").y, dataset.arrays("validation").y])
     ) == as_rows(published["x"], published["y"])
 
 

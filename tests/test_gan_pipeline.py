@@ -113,8 +113,8 @@ def test_scores_put_real_data_near_floor_and_ceiling_and_noise_far_from_them(sto
     config = load_experiment("cnn-digits", ["train.epochs=8"])
     dataset = load_dataset(config.data)
     classifier = train(config).model
-    train_x, test_x = dataset.splits["train"].x, dataset.splits["test"].x
-    held_out = dataset.splits["validation"]
+    train_x, test_x = dataset.arrays("train").x, dataset.arrays("test").x
+    held_out = dataset.arrays("validation")
 
     real = generation_scores(classifier, train_x, test_x, held_out.x, held_out.y)
     noise = np.random.default_rng(0).random(held_out.x.shape, dtype=np.float32)

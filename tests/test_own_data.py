@@ -104,7 +104,7 @@ def test_csv_split_column_decides_the_splits_and_otherwise_a_seeded_split_does(t
     ).to_csv(path, index=False)
     dataset = load_dataset(DataConfig(source="csv", path=str(path), target="label"))
     assert dataset.sizes() == {"train": 6, "validation": 2, "test": 2}
-    np.testing.assert_array_equal(np.sort(dataset.splits["test"].x.ravel()), [8, 9])
+    np.testing.assert_array_equal(np.sort(dataset.arrays("test").x.ravel()), [8, 9])
     assert dataset.features == ["x"], "the split column is not a feature"
 
     table = _table_csv(tmp_path / "pets.csv")
@@ -128,7 +128,7 @@ def test_csv_normalisation_travels_inside_the_saved_model(store, cli, tmp_path):
     dataset = load_dataset(DataConfig(source="csv", path=str(path), target="label", features=["a", "b"]))
     normalization = keras_model.get_layer("normalization")
     np.testing.assert_allclose(
-        np.ravel(normalization.mean), dataset.splits["train"].x.mean(axis=0), rtol=1e-5
+        np.ravel(normalization.mean), dataset.arrays("train").x.mean(axis=0), rtol=1e-5
     )
     raw_rows = pd.read_csv(path)[["a", "b"]].to_numpy(np.float32)[:16]  # unnormalised: a is ~1000
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
@@ -193,7 +193,7 @@ def test_forecast_windows_are_in_time_order_and_split_chronologically(tmp_path):
         )
     )
     assert dataset.spec.input_shape == (5, 1) and dataset.spec.num_outputs == 3
-    train, validation, test = (dataset.splits[name] for name in ("train", "validation", "test"))
+    train, validation, test = (dataset.arrays(name) for name in ("train", "validation", "test"))
     # Each window reads 5 consecutive values and predicts the 3 after them.
     np.testing.assert_array_equal(train.x[0, :, 0], [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(train.y[0], [5, 6, 7])
@@ -229,7 +229,7 @@ def test_npz_runs_end_to_end_in_both_layouts(store, cli, tmp_path, layout):
         assert sizes == {"train": 40, "validation": 10, "test": 12}
     else:
         assert sum(sizes.values()) == 60 and sizes["test"] == 12
-    x = load_dataset(DataConfig(source="npz", path=str(path))).splits["train"].x
+    x = load_dataset(DataConfig(source="npz", path=str(path))).arrays("train").x
     assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0, "uint8 pixels are scaled to [0, 1]"
 
 
@@ -243,7 +243,7 @@ def test_image_folder_runs_end_to_end_with_a_class_per_sub_folder(store, cli, tm
     assert {"class_count.train.dark", "class_count.train.light"} <= set(prepare.data.metrics)
     x = (
         load_dataset(DataConfig(source="images", path=str(folder), image_size=[8, 8], grayscale=True))
-        .splits["train"]
+        .arrays("train")
         .x
     )
     assert 0.0 <= x.min() and x.max() <= 1.0

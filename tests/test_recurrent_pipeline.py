@@ -49,13 +49,13 @@ def test_adding_sequences_have_one_marker_per_half_and_the_marked_sum_as_target(
     assert dataset.sizes() == {"train": 10_000, "validation": 1_000, "test": 1_000}
     assert dataset.spec.input_shape == (12, 2)
     assert (dataset.spec.task, dataset.spec.num_outputs) == ("regression", 1)
-    for split in dataset.splits.values():
+    for split in map(dataset.arrays, dataset.splits):
         values, markers = split.x[..., 0], split.x[..., 1]
         assert set(np.unique(markers)) == {0.0, 1.0}
         assert (markers[:, :6].sum(axis=1) == 1).all() and (markers[:, 6:].sum(axis=1) == 1).all()
         assert ((0.0 <= values) & (values < 1.0)).all()
         np.testing.assert_allclose(split.y, (values * markers).sum(axis=1), rtol=1e-6)
-    train_targets = dataset.splits["train"].y
+    train_targets = dataset.arrays("train").y
     assert np.mean((train_targets - 1.0) ** 2) == pytest.approx(1 / 6, abs=0.01)
 
 

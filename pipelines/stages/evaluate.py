@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import keras
 import mlflow
 import numpy as np
@@ -9,25 +11,29 @@ import numpy as np
 from pipelines import gan_scores, plots, tracking
 from pipelines.callbacks import log_generated_grid
 from pipelines.config import ExperimentConfig
-from pipelines.data import LoadedDataset, as_tf_dataset
+from pipelines.data import PreparedDataset, as_tf_dataset
 from pipelines.serving import generator_inputs, is_generator, model_inputs, servable
 from pipelines.stages.results import EvaluateResult, TrainResult
 
 FEATURE_LAYER = "probabilities"  # the evaluator's head: its input is the feature vector
+# Real examples a generator's samples are compared with (features of each are held in memory).
+GAN_REAL_EXAMPLES = 10_000
+FORECAST_PLOT_WINDOWS = 200  # the forecast plot shows the first test windows
 
 
 def evaluate_stage(
     config: ExperimentConfig,
     trained: TrainResult,
-    dataset: LoadedDataset,
+    dataset: PreparedDataset,
     evaluator: TrainResult | None = None,
 ) -> EvaluateResult:
     """Test-split metrics of the trained model, linked to its logged model in MLflow.
 
-    A generator is scored instead with the `evaluator` classifier (a model trained by this
-    pipeline on the real data): Fréchet distance, classifier score, conditional accuracy.
+    The test split streams batch by batch: metrics, confusion matrix and per-class figures are
+    accumulated, never computed on the split held whole. A generator is scored instead with the
+    `evaluator` classifier (a model trained by this pipeline on the real data): Fréchet
+    distance, classifier score, conditional accuracy.
     """
-    test = dataset.splits["test"]
     model = servable(trained.model)
     generative = is_generator(model)
     if generative and evaluator is None:
@@ -44,13 +50,11 @@ def evaluate_stage(
         if generative:
             metrics = _generation_report(config, model, evaluator, dataset)
         else:
-            predictions = model.predict(as_tf_dataset(test, config.train.batch_size), verbose=0)
+            batches = _test_batches(model, dataset, config)
             if dataset.spec.task == "classification":
-                metrics = _classification_report(test.y, predictions, dataset)
+                metrics = _classification_report(batches, dataset)
             else:
-                metrics = _regression_report(test.y, predictions, dataset.splits["train"].y)
-                if dataset.forecast:
-                    metrics.update(_forecast_report(test.x, test.y, predictions))
+                metrics = _regression_report(batches, dataset)
         model_id = (
             trained.model_uri.removeprefix("models:/") if trained.model_uri.startswith("models:/") else None
         )
@@ -58,16 +62,24 @@ def evaluate_stage(
     return EvaluateResult(run_id=run.info.run_id, metrics=metrics)
 
 
+def _test_batches(
+    model: keras.Model, dataset: PreparedDataset, config: ExperimentConfig
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(inputs, targets, predictions) of each test batch, streamed from the prepared shards."""
+    for x, y in as_tf_dataset(dataset.splits["test"], config.train.batch_size, cache="none"):
+        yield x.numpy(), y.numpy(), np.asarray(model.predict_on_batch(x))
+
+
 def _generation_report(
-    config: ExperimentConfig, generator: keras.Model, evaluator: TrainResult, dataset: LoadedDataset
+    config: ExperimentConfig, generator: keras.Model, evaluator: TrainResult, dataset: PreparedDataset
 ) -> dict[str, float]:
     """Generate samples, score them against real data and log a final sample grid."""
     num_classes = dataset.spec.num_classes or 1
     inputs = generator_inputs(generator, config.evaluate.generated_samples, config.seed + 1, num_classes)
     generated = np.asarray(generator.predict(model_inputs(generator, inputs), verbose=0))
-    metrics = generation_scores(
-        evaluator.model, dataset.splits["train"].x, dataset.splits["test"].x, generated, inputs.get("labels")
-    )
+    real_test = dataset.arrays("test", GAN_REAL_EXAMPLES).x
+    real_train = dataset.arrays("train", max(len(real_test), len(generated))).x
+    metrics = generation_scores(evaluator.model, real_train, real_test, generated, inputs.get("labels"))
     count = num_classes * 8 if "labels" in inputs else 40
     log_generated_grid(
         generator, dataset.class_names, config.seed, count, "final samples", "generated/final.png"
@@ -112,19 +124,27 @@ def generation_scores(
     return metrics
 
 
-def _classification_report(
-    labels: np.ndarray, probabilities: np.ndarray, dataset: LoadedDataset
-) -> dict[str, float]:
-    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-
-    predictions = probabilities.argmax(axis=-1)
-    classes = list(range(dataset.spec.num_classes))
-    names = [dataset.class_name(c) for c in classes]
-    loss = float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities))
-    matrix = confusion_matrix(labels, predictions, labels=classes)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=classes, zero_division=0
-    )
+def _classification_report(batches: Iterable, dataset: PreparedDataset) -> dict[str, float]:
+    """Loss, accuracy, macro-F1, the confusion matrix and a per-class table, batch by batch."""
+    classes = dataset.spec.num_classes
+    names = [dataset.class_name(c) for c in range(classes)]
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    loss_sum, count = 0.0, 0
+    for _, labels, probabilities in batches:
+        labels = labels.astype(np.int64)
+        predictions = probabilities.argmax(axis=-1)
+        matrix += np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(
+            classes, classes
+        )
+        loss_sum += float(np.sum(keras.losses.sparse_categorical_crossentropy(labels, probabilities)))
+        count += len(labels)
+    true_positives = np.diag(matrix).astype(np.float64)
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    precision = np.divide(true_positives, predicted, out=np.zeros(classes), where=predicted > 0)
+    recall = np.divide(true_positives, support, out=np.zeros(classes), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros(classes), where=total > 0)
     mlflow.log_table(
         {
             "class": names,
@@ -138,43 +158,50 @@ def _classification_report(
     mlflow.log_figure(plots.confusion_matrix(matrix, names), "confusion_matrix.png")
     mlflow.log_dict({"classes": names, "matrix": matrix.tolist()}, "confusion_matrix.json")
     return {
-        "test_loss": loss,
-        "test_accuracy": float((predictions == labels).mean()),
-        "test_macro_f1": float(
-            f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)
-        ),
+        "test_loss": loss_sum / max(1, count),
+        "test_accuracy": float(true_positives.sum() / max(1, count)),
+        "test_macro_f1": float(f1.mean()),
     }
 
 
-def _regression_report(
-    targets: np.ndarray, predictions: np.ndarray, train_targets: np.ndarray
-) -> dict[str, float]:
-    """MSE, MAE, RMSE, and the MSE of always predicting the train targets' mean: the bar to beat."""
-    targets = targets.reshape(len(targets), -1)
-    errors = predictions.reshape(len(targets), -1) - targets
-    train_mean = train_targets.reshape(len(train_targets), -1).mean(axis=0)
-    return {
-        "test_loss": float(np.mean(errors**2)),
-        "test_mse": float(np.mean(errors**2)),
-        "test_mae": float(np.mean(np.abs(errors))),
-        "test_rmse": float(np.sqrt(np.mean(errors**2))),
-        "test_baseline_mse": float(np.mean((targets - train_mean) ** 2)),
-    }
+def _regression_report(batches: Iterable, dataset: PreparedDataset) -> dict[str, float]:
+    """MSE, MAE, RMSE, and the MSE of always predicting the train targets' mean: the bar to beat.
 
-
-def _forecast_report(past: np.ndarray, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """MAE and RMSE of the naive forecast (the last past value, repeated), and the forecast plot.
-
-    A model that does not beat the naive forecast has learnt nothing the series' last value does
-    not already say.
+    A forecast adds the naive forecast's MAE and RMSE (the last past value, repeated: a model
+    that does not beat it has learnt nothing the series' last value does not already say) and a
+    plot of the first test windows.
     """
-    targets = targets.reshape(len(targets), -1)
-    naive = np.repeat(past[:, -1].reshape(len(past), 1), targets.shape[1], axis=1)
-    errors = naive - targets
-    mlflow.log_figure(
-        plots.forecast(past[..., 0], targets, predictions.reshape(targets.shape), naive), "forecast.png"
-    )
-    return {
-        "test_naive_mae": float(np.mean(np.abs(errors))),
-        "test_naive_rmse": float(np.sqrt(np.mean(errors**2))),
+    train_means = np.asarray(dataset.train_target_means or [dataset.spec.target_mean], dtype=np.float64)
+    sums = {"squared": 0.0, "absolute": 0.0, "baseline": 0.0, "naive_squared": 0.0, "naive_absolute": 0.0}
+    count = 0
+    shown: dict[str, list[np.ndarray]] = {"past": [], "targets": [], "predictions": [], "naive": []}
+    for past, targets, predictions in batches:
+        targets = targets.reshape(len(targets), -1).astype(np.float64)
+        errors = predictions.reshape(targets.shape) - targets
+        sums["squared"] += float(np.sum(errors**2))
+        sums["absolute"] += float(np.sum(np.abs(errors)))
+        sums["baseline"] += float(np.sum((targets - train_means) ** 2))
+        count += targets.size
+        if dataset.forecast:
+            naive = np.repeat(past[:, -1].reshape(len(past), 1), targets.shape[1], axis=1)
+            sums["naive_squared"] += float(np.sum((naive - targets) ** 2))
+            sums["naive_absolute"] += float(np.sum(np.abs(naive - targets)))
+            if sum(map(len, shown["past"])) < FORECAST_PLOT_WINDOWS:
+                values = (past[..., 0], targets, predictions.reshape(targets.shape), naive)
+                for key, value in zip(shown, values, strict=True):
+                    shown[key].append(value)
+    mse = sums["squared"] / max(1, count)
+    metrics = {
+        "test_loss": mse,
+        "test_mse": mse,
+        "test_mae": sums["absolute"] / max(1, count),
+        "test_rmse": float(np.sqrt(mse)),
+        "test_baseline_mse": sums["baseline"] / max(1, count),
     }
+    if dataset.forecast:
+        metrics["test_naive_mae"] = sums["naive_absolute"] / max(1, count)
+        metrics["test_naive_rmse"] = float(np.sqrt(sums["naive_squared"] / max(1, count)))
+        mlflow.log_figure(
+            plots.forecast(*(np.concatenate(parts) for parts in shown.values())), "forecast.png"
+        )
+    return metrics

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipelines import registry, tracking
 from pipelines.config import ExperimentConfig
-from pipelines.data import LoadedDataset
+from pipelines.data import PreparedDataset
 from pipelines.serving import example_inputs, model_inputs, servable
 from pipelines.stages.results import ExportResult, TrainResult
 
@@ -23,7 +23,7 @@ class ExportParityError(RuntimeError):
 
 
 def export_stage(
-    config: ExperimentConfig, trained: TrainResult, dataset: LoadedDataset, destination: Path
+    config: ExperimentConfig, trained: TrainResult, dataset: PreparedDataset, destination: Path
 ) -> ExportResult:
     """Export to `destination` via a temporary folder, reload, compare, then move into place."""
     destination = destination.resolve()

@@ -1,4 +1,5 @@
-"""Prepare: load the dataset, describe it (sizes, class counts, digest, samples) in MLflow."""
+"""Prepare: materialise the dataset in the prepared format (or find it there) and describe it in
+MLflow: sizes, class counts, digest, schema, where the shards are, sample examples."""
 
 from __future__ import annotations
 
@@ -6,17 +7,20 @@ import warnings
 
 import mlflow
 import numpy as np
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.types import DataType, Schema, TensorSpec
 
 from pipelines import plots, tracking
 from pipelines.config import ExperimentConfig
-from pipelines.data import LoadedDataset, load_dataset
+from pipelines.data import PreparedDataset, load_dataset
 from pipelines.stages.results import PrepareResult
 
 SAMPLE_COUNT = 32
 
 
-def prepare_stage(config: ExperimentConfig, dataset: LoadedDataset | None = None) -> PrepareResult:
-    """Load (or take) the configured dataset and log it as this run's inputs."""
+def prepare_stage(config: ExperimentConfig, dataset: PreparedDataset | None = None) -> PrepareResult:
+    """Prepare (or take) the configured dataset and log it as this run's inputs."""
     dataset = dataset or load_dataset(config.data)
     tags = {"dataset_digest": dataset.digest, "data_hash": config.section_hash("data")}
     with tracking.stage_run(config, "prepare", tags) as run:
@@ -30,11 +34,19 @@ def prepare_stage(config: ExperimentConfig, dataset: LoadedDataset | None = None
                 "dataset.input_shape": list(dataset.spec.input_shape),
                 "dataset.task": "forecast" if dataset.forecast else dataset.spec.task,
                 "dataset.num_classes": dataset.spec.num_classes,
+                "dataset.prepared_path": str(dataset.folder),
                 **{f"dataset.size.{name}": size for name, size in dataset.sizes().items()},
                 **({"dataset.location": dataset.location} if dataset.location else {}),
                 **({"dataset.features": dataset.features} if dataset.features else {}),
             }
         )
+        mlflow.log_metrics(
+            {
+                "dataset_megabytes": dataset.nbytes / 1e6,
+                **({"materialise_seconds": dataset.seconds} if not dataset.reused else {}),
+            }
+        )
+        mlflow.set_tag("dataset_materialised", "reused" if dataset.reused else "now")
         log_dataset_inputs(dataset)
         if dataset.spec.task == "classification":
             counts = {split: dataset.class_counts(split) for split in dataset.splits}
@@ -42,35 +54,58 @@ def prepare_stage(config: ExperimentConfig, dataset: LoadedDataset | None = None
                 {f"class_count.{split}.{label}": n for split, c in counts.items() for label, n in c.items()}
             )
             mlflow.log_dict(counts, "class_counts.json")
-        train = dataset.splits["train"]
-        shown = min(SAMPLE_COUNT, len(train))
+        train = dataset.arrays("train", SAMPLE_COUNT)
         titles = [
             dataset.class_name(int(label))
             if dataset.spec.task == "classification"
             else f"{float(np.ravel(label)[0]):.2f}"
-            for label in train.y[:shown]
+            for label in train.y
         ]
         if dataset.spec.input_dtype == "string":
             # Text reads better as a table than as a picture.
-            mlflow.log_table({"text": train.x[:shown].tolist(), "label": titles}, "samples.json")
+            mlflow.log_table({"text": train.x.tolist(), "label": titles}, "samples.json")
         else:
             mlflow.log_figure(
-                plots.sample_grid(train.x[:shown], titles, title=f"{dataset.name}: training examples"),
-                "samples.png",
+                plots.sample_grid(train.x, titles, title=f"{dataset.name}: training examples"), "samples.png"
             )
     return PrepareResult(run_id=run.info.run_id, dataset=dataset)
 
 
-def log_dataset_inputs(dataset: LoadedDataset) -> None:
-    """Log each split as an MLflow dataset input (MLflow computes the digest).
+class PreparedSplitDataset(MetaDataset):
+    """An MLflow dataset entity for one prepared split: digest, schema and size, no data copied."""
 
-    A user's file or folder is the dataset's source; TFDS datasets keep MLflow's default.
+    def __init__(self, source, name: str, digest: str, schema: Schema, examples: int) -> None:
+        self._examples = examples
+        super().__init__(source, name=name, digest=digest, schema=schema)
+
+    @property
+    def profile(self) -> dict:
+        return {"num_examples": self._examples}
+
+
+def log_dataset_inputs(dataset: PreparedDataset) -> None:
+    """Log each split as an MLflow dataset input, with the prepared dataset's digest.
+
+    Its source is the user's file or folder when there is one, else the folder of the shards.
     """
     for name, split in dataset.splits.items():
+        input_type = np.dtype(object) if split.stored_dtype == "string" else np.dtype(np.float32)
+        target_type = DataType.long if split.target_dtype == "int32" else DataType.float
+        schema = Schema(
+            [
+                TensorSpec(input_type, (-1, *split.element_shape), "x"),
+                TensorSpec(np.dtype(target_type.to_numpy()), (-1, *split.target_shape), "y"),
+            ]
+        )
         with warnings.catch_warnings():
             # A local path matches MLflow's local-artifact source twice over; it says so, harmlessly.
             warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
-            logged = mlflow.data.from_numpy(
-                split.x, targets=split.y, name=f"{dataset.name}-{name}", source=dataset.location
-            )
+            source = resolve_dataset_source(dataset.location or str(dataset.folder))
+        logged = PreparedSplitDataset(
+            source,
+            name=f"{dataset.name}-{name}",
+            digest=dataset.digest,
+            schema=schema,
+            examples=split.size,
+        )
         mlflow.log_input(logged, context=name)

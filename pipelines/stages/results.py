@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import keras
 
-    from pipelines.data import LoadedDataset
+    from pipelines.data import PreparedDataset
 
 
 @dataclass
@@ -17,7 +17,7 @@ class PrepareResult:
     """The prepare run and the dataset it described."""
 
     run_id: str
-    dataset: LoadedDataset
+    dataset: PreparedDataset
     reused: bool = False
 
 

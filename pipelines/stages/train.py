@@ -19,7 +19,7 @@ from pipelines.callbacks import (
     MlflowEpochLogger,
 )
 from pipelines.config import ConfigError, ExperimentConfig, TrainConfig
-from pipelines.data import LoadedDataset, as_tf_dataset
+from pipelines.data import PreparedDataset, as_tf_dataset
 from pipelines.serving import example_inputs, servable
 from pipelines.stages.results import PrepareResult, TrainResult
 
@@ -87,12 +87,8 @@ def train_stage(
                 GeneratedSamplesLogger(config.train.sample_every, dataset.class_names, seed=config.seed)
             )
         if config.train.gradient_probe_epochs:
-            probe_batch = slice(0, GRADIENT_PROBE_SIZE)
-            callbacks.append(
-                GradientFlowProbe(
-                    train_split.x[probe_batch], train_split.y[probe_batch], config.train.gradient_probe_epochs
-                )
-            )
+            probe = dataset.arrays("train", GRADIENT_PROBE_SIZE)
+            callbacks.append(GradientFlowProbe(probe.x, probe.y, config.train.gradient_probe_epochs))
         # Last, so that an epoch's metrics are written before its checkpoint.
         callbacks.append(
             CheckpointEvery(
@@ -104,8 +100,15 @@ def train_stage(
         started = time.perf_counter()
         with strategy.scope():
             history = model.fit(
-                as_tf_dataset(train_split, batch_size, shuffle=True, seed=config.seed, train=config.train),
-                validation_data=as_tf_dataset(validation_split, batch_size),
+                as_tf_dataset(
+                    train_split,
+                    batch_size,
+                    shuffle=True,
+                    seed=config.seed,
+                    train=config.train,
+                    cache=config.data.cache,
+                ),
+                validation_data=as_tf_dataset(validation_split, batch_size, cache=config.data.cache),
                 epochs=config.train.epochs,
                 callbacks=callbacks,
                 shuffle=False,  # the tf.data pipeline shuffles, seeded
@@ -128,7 +131,7 @@ def train_stage(
     return TrainResult(run_id=run.info.run_id, model_uri=model_uri, model=model, history=history)
 
 
-def check_config_fits_data(config: ExperimentConfig, dataset: LoadedDataset) -> None:
+def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -> None:
     """Refuse, before any training, an architecture or probe that cannot read this dataset."""
     architecture = config.architecture
     if dataset.spec.input_dtype == "string" and architecture not in RECURRENT_ARCHITECTURES:
@@ -160,13 +163,15 @@ def check_config_fits_data(config: ExperimentConfig, dataset: LoadedDataset) -> 
         )
 
 
-def data_hparams(config: ExperimentConfig, dataset: LoadedDataset) -> dict:
-    """Builder arguments learnt from the data: for text, the vocabulary of the train split."""
+def data_hparams(config: ExperimentConfig, dataset: PreparedDataset) -> dict:
+    """Builder arguments learnt from the data: for text, the vocabulary of the train split (adapted
+    on its batches as they stream, never on the split held whole)."""
     if dataset.spec.input_dtype != "string":
         return {}
     from models.recurrent import adapt_text_vocabulary
 
-    return {"vocabulary": adapt_text_vocabulary(dataset.splits["train"].x, config.model.max_tokens)}
+    texts = as_tf_dataset(dataset.splits["train"], 1024, cache="none").map(lambda text, _: text)
+    return {"vocabulary": adapt_text_vocabulary(texts, config.model.max_tokens)}
 
 
 def _check_finite(history: dict[str, list[float]], names: tuple[str, ...]) -> None:

@@ -1,0 +1,276 @@
+"""A CSV file as a source: feature columns and a target column, or windows of a time series.
+
+The file is read in chunks of rows. A first pass reads only the target (and `split`) column, to
+know the task, the classes and the number of rows; the second streams the feature columns. Rows
+go to splits by the `split` column when there is one, else by `assign_splits` (a seeded hash of
+the row number): stable across reruns without holding the file. A forecast's series is one
+column, read whole; its windows are cut chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.config import ConfigError, DataConfig
+from pipelines.data.own_files import SPLIT_NAMES, check_enough, check_trainable, existing, targets
+from pipelines.data.source import (
+    SPLITS,
+    TEST,
+    TRAIN,
+    VALIDATION_SPLIT_SEED,
+    Chunk,
+    SourceData,
+    assign_splits,
+    carve_validation,
+    file_fingerprint,
+    first_line,
+    route,
+)
+
+CHUNK_ROWS = 65536
+# A CSV column of this name assigns each row to a split.
+SPLIT_COLUMN = "split"
+
+
+def read_csv(config: DataConfig) -> SourceData:
+    """Feature columns and a target column; or, with `data.task: forecast`, windows of a series."""
+
+    path = existing(config.path, folder=False)
+    head = _read(path, nrows=CHUNK_ROWS)
+    columns = ", ".join(map(str, head.columns))
+    if config.target not in head.columns:
+        raise ConfigError(
+            f"data.target: column {config.target!r} is not in {str(path)!r}; allowed: {columns}"
+        )
+    if config.task == "forecast":
+        return _forecast(config, path, head)
+    features = _feature_columns(config, path, head)
+    label_columns = [config.target] + ([SPLIT_COLUMN] if SPLIT_COLUMN in head.columns else [])
+    labels = _read(path, usecols=label_columns)
+    task, y, class_names = targets(
+        labels[config.target].to_numpy(), config.task, f"column {config.target!r} of {str(path)!r}"
+    )
+    if SPLIT_COLUMN in labels.columns:
+        codes = _codes_from_column(labels[SPLIT_COLUMN], path)
+        check_trainable(int((codes == TRAIN).sum()), path)
+        if not (codes == SPLITS.index("validation")).any():
+            codes = carve_validation(codes, config.validation_fraction, VALIDATION_SPLIT_SEED)
+    else:
+        check_enough(len(y), path)
+        codes = assign_splits(len(y), config.validation_fraction, config.test_fraction, VALIDATION_SPLIT_SEED)
+    del labels
+
+    def chunks() -> Iterator[Chunk]:
+        offset = 0
+        for frame in _read(path, usecols=features, chunksize=CHUNK_ROWS):
+            rows = slice(offset, offset + len(frame))
+            x = _numeric(frame, features, path, offset)
+            yield from route(codes[rows], x, y[rows])
+            offset += len(frame)
+
+    return SourceData(
+        name=config.name,
+        version=file_fingerprint(path),
+        source="csv",
+        task=task,
+        element_shape=(len(features),),
+        stored_dtype="float32",
+        target_shape=tuple(y.shape[1:]),
+        chunks=chunks,
+        class_names=class_names,
+        location=str(path),
+        features=features,
+        input_statistics=True,
+        target_statistics=True,
+    )
+
+
+def _read(path: Path, **options):
+    """pandas' read_csv, its parse errors said as the user's problem."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"data.path: {str(path)!r} is not a readable CSV file ({first_line(error)}); "
+            "allowed: a comma-separated file with a header row"
+        ) from None
+
+
+def _numeric(frame, features: list[str], path: Path, first_row: int) -> np.ndarray:
+    """A chunk's feature columns as float32, refusing text and empty cells with their row."""
+    import pandas as pd
+
+    for column in features:
+        values = frame[column]
+        bad = pd.to_numeric(values, errors="coerce").isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            value = values.iloc[row]
+            problem = "has an empty cell" if pd.isna(value) else f"is not numeric (it holds {value!r})"
+            raise ConfigError(
+                f"data.features: column {column!r} of {str(path)!r} {problem} in data row "
+                f"{first_row + row + 1}; allowed: a number in every row"
+            )
+    return frame[features].to_numpy(np.float32)
+
+
+def _codes_from_column(column, path: Path) -> np.ndarray:
+    """Split codes from the CSV's `split` column (train, validation or val, test)."""
+    names = column.astype(str).str.strip().str.lower()
+    unknown = sorted(set(names) - set(SPLIT_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"data.path: column {SPLIT_COLUMN!r} of {str(path)!r} holds {unknown[0]!r}; "
+            f"allowed: {', '.join(SPLIT_NAMES)}"
+        )
+    codes = names.map({name: SPLITS.index(split) for name, split in SPLIT_NAMES.items()}).to_numpy(np.int8)
+    absent = [split for split, code in (("train", TRAIN), ("test", TEST)) if not (codes == code).any()]
+    if absent:
+        raise ConfigError(
+            f"data.path: column {SPLIT_COLUMN!r} of {str(path)!r} names no {absent[0]} row; "
+            "allowed: train and test rows (validation is carved from train when absent)"
+        )
+    return codes
+
+
+def _feature_columns(config: DataConfig, path: Path, head) -> list[str]:
+    """The chosen feature columns, or every numeric column besides the target and the split
+    (numeric as the file's first rows show; a later text cell is refused with its row)."""
+    import pandas as pd
+
+    described = f"{str(path)!r}"
+    columns = [str(column) for column in head.columns]
+    if config.features is None:
+        excluded = {config.target, SPLIT_COLUMN}
+        features = [
+            column
+            for column in columns
+            if column not in excluded and pd.api.types.is_numeric_dtype(head[column])
+        ]
+        if not features:
+            raise ConfigError(
+                f"data.features: {described} has no numeric column besides the target "
+                f"{config.target!r} (columns: {', '.join(columns)}); allowed: at least one numeric feature"
+            )
+    else:
+        features = list(config.features)
+        missing = [column for column in features if column not in columns]
+        if missing:
+            raise ConfigError(
+                f"data.features: {', '.join(map(repr, missing))} not in {described}; "
+                f"allowed: {', '.join(columns)}"
+            )
+        if config.target in features:
+            raise ConfigError(
+                f"data.features: {config.target!r} is the target column; allowed: the other columns"
+            )
+    for column in features:
+        values = head[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            example = values[pd.to_numeric(values, errors="coerce").isna()].iloc[0]
+            numeric = [c for c in columns if c != config.target and pd.api.types.is_numeric_dtype(head[c])]
+            raise ConfigError(
+                f"data.features: column {column!r} of {described} is not numeric (it holds {example!r}); "
+                f"allowed: numeric columns ({', '.join(numeric) or 'none'})"
+            )
+    return features
+
+
+def _forecast(config: DataConfig, path: Path, head) -> SourceData:
+    """Windows of `window` past values predicting the `horizon` next ones, split in time order.
+
+    The series is cut in three stretches (train, validation, test: the last `test_fraction` of
+    it); a window belongs to the stretch its targets fall in, so no target is shared across
+    splits, while its past values may reach back before the cut, as they would in real use.
+    """
+    import pandas as pd
+
+    described = f"{str(path)!r}"
+    if config.time_column is not None and config.time_column not in head.columns:
+        raise ConfigError(
+            f"data.time_column: column {config.time_column!r} is not in {described}; "
+            f"allowed: {', '.join(map(str, head.columns))}"
+        )
+    wanted = [config.target] + (
+        [config.time_column] if config.time_column not in (None, config.target) else []
+    )
+    frame = _read(path, usecols=wanted)
+    if config.time_column is not None:
+        frame = frame.sort_values(config.time_column, kind="stable")
+    column = frame[config.target]
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        raise ConfigError(
+            f"data.target: column {config.target!r} of {described} is not numeric (e.g. "
+            f"{column.iloc[0]!r}); allowed for data.task forecast: a column of numbers"
+        )
+    empty = int(column.isna().sum())
+    if empty:
+        raise ConfigError(
+            f"data.target: column {config.target!r} of {described} has {empty} empty cell(s); "
+            "allowed: a value in every row"
+        )
+    series = column.to_numpy(np.float32)
+    del frame
+    window, horizon = config.window, config.horizon
+    bounds = _forecast_bounds(len(series), config)
+    if bounds is None:
+        needed = next(n for n in itertools.count(window + horizon) if _forecast_bounds(n, config))
+        raise ConfigError(
+            f"data.window: {window} (with data.horizon {horizon}) needs at least {needed} rows in "
+            f"{described}, which has {len(series)}; allowed: a smaller data.window or a longer series"
+        )
+    train_end, validation_end = bounds
+    stretches = {
+        "train": (window, train_end - horizon),
+        "validation": (train_end, validation_end - horizon),
+        "test": (validation_end, len(series) - horizon),
+    }
+    pasts = np.lib.stride_tricks.sliding_window_view(series, window)
+    futures = np.lib.stride_tricks.sliding_window_view(series, horizon)
+
+    def chunks() -> Iterator[Chunk]:
+        # One window per target start t in [first, last]: the `window` values before t predict
+        # the `horizon` values from t on.
+        for split, (first, last) in stretches.items():
+            for start in range(first, last + 1, CHUNK_ROWS):
+                starts = np.arange(start, min(last, start + CHUNK_ROWS - 1) + 1)
+                yield split, pasts[starts - window][..., None], futures[starts]
+
+    history = series[:train_end]
+    mean, std = float(history.mean()), float(history.std())
+    return SourceData(
+        name=config.name,
+        version=file_fingerprint(path),
+        source="csv",
+        task="regression",
+        element_shape=(window, 1),
+        stored_dtype="float32",
+        target_shape=(horizon,),
+        chunks=chunks,
+        location=str(path),
+        features=[config.target],
+        forecast=True,
+        spec_statistics={
+            "input_mean": (mean,),
+            "input_variance": (std**2 if std > 0 else 1.0,),
+            "target_mean": mean,
+            "target_scale": std if std > 0 else 1.0,
+        },
+    )
+
+
+def _forecast_bounds(length: int, config: DataConfig) -> tuple[int, int] | None:
+    """Where the train and validation stretches of a series end, or None when one is too short."""
+    test_points = max(config.horizon, round(config.test_fraction * length))
+    validation_end = length - test_points
+    validation_points = max(config.horizon, round(config.validation_fraction * validation_end))
+    train_end = validation_end - validation_points
+    if train_end - config.horizon < config.window:  # not even one training window
+        return None
+    return train_end, validation_end

@@ -1,0 +1,101 @@
+"""The tf.data input pipeline every stage reads through: prepared shards (or small arrays) to
+cached or streamed, seeded-shuffled, batched, augmented, prefetched batches of model inputs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipelines.config import TrainConfig
+from pipelines.data.prepared import PreparedSplit, model_inputs, read_examples
+from pipelines.data.source import Split
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+# `data.cache: auto` keeps a split in memory (in its stored dtypes) when it is at most this big.
+MEMORY_CACHE_BYTES = 1 << 30
+# A streamed split shuffles within a buffer of about this many bytes of examples (at least
+# SHUFFLE_MIN_EXAMPLES), after its shard order is shuffled.
+SHUFFLE_BUFFER_BYTES = 128 << 20
+SHUFFLE_MIN_EXAMPLES = 1024
+
+
+def as_tf_dataset(
+    split: PreparedSplit | Split,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    train: TrainConfig | None = None,
+    cache: str = "auto",
+) -> tf.data.Dataset:
+    """Batches of `(x, y)` model inputs over one split, prefetched.
+
+    `cache`: `memory` keeps the split's examples in memory after the first epoch, `none`
+    streams the shards every epoch, `auto` caches splits up to MEMORY_CACHE_BYTES. A cached
+    split shuffles over all its examples; a streamed one shuffles its shard order and then
+    within a bounded buffer; both seeded. Augmentation (from `train`) applies to numeric
+    sequences and images, and only when shuffling, i.e. on the training split.
+    """
+    import tensorflow as tf
+
+    if isinstance(split, Split):
+        examples = tf.data.Dataset.from_tensor_slices((split.x, split.y))
+        cached, buffer = True, len(split)
+    else:
+        cached = cache == "memory" or (cache == "auto" and split.nbytes <= MEMORY_CACHE_BYTES)
+        examples = read_examples(split, shuffle_seed=seed if shuffle and not cached else None)
+        buffer = (
+            split.size
+            if cached
+            else min(split.size, max(SHUFFLE_MIN_EXAMPLES, SHUFFLE_BUFFER_BYTES // split.example_bytes))
+        )
+    if cached:
+        examples = examples.cache()
+    if shuffle:
+        examples = examples.shuffle(max(1, buffer), seed=seed, reshuffle_each_iteration=True)
+    batches = examples.batch(batch_size).map(
+        model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    numeric = batches.element_spec[0].dtype.is_floating
+    if shuffle and train and (train.augment_shift or train.augment_scale) and numeric:
+        rank = len(batches.element_spec[0].shape)
+        batches = batches.map(_augmenter(train.augment_shift, train.augment_scale, seed, rank))
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def _augmenter(max_shift: int, max_scale: float, seed: int, ndim: int):
+    """Random shift by up to `max_shift` and amplitude scaling by 1 ± `max_scale`, per example.
+
+    Sequences `(batch, steps)` or `(batch, steps, features)` shift circularly along the steps;
+    images `(batch, height, width, channels)` move by up to `max_shift` pixels along each axis,
+    the uncovered border filled with zeros.
+    """
+    import tensorflow as tf
+
+    generator = tf.random.Generator.from_seed(seed)
+
+    def offsets(batch: tf.Tensor) -> tf.Tensor:
+        return generator.uniform([batch], -max_shift, max_shift + 1, dtype=tf.int32)
+
+    def shift_sequences(x: tf.Tensor) -> tf.Tensor:
+        steps = tf.shape(x)[1]
+        positions = (tf.range(steps)[None, :] - offsets(tf.shape(x)[0])[:, None]) % steps
+        return tf.gather(x, positions, batch_dims=1)
+
+    def translate_images(x: tf.Tensor) -> tf.Tensor:
+        batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        padded = tf.pad(x, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+        rows = tf.range(height)[None, :] + (max_shift + offsets(batch))[:, None]
+        columns = tf.range(width)[None, :] + (max_shift + offsets(batch))[:, None]
+        return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+
+    shift = translate_images if ndim == 4 else shift_sequences
+
+    def augment(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if max_shift:
+            x = shift(x)
+        scales = generator.uniform([tf.shape(x)[0]] + [1] * (ndim - 1), 1.0 - max_scale, 1.0 + max_scale)
+        return x * scales, y
+
+    return augment

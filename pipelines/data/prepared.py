@@ -1,0 +1,523 @@
+"""The prepared format: every split of a dataset as TFRecord shards in one content-addressed
+folder, written once by `materialise` and read by every later stage through `read_examples`.
+
+Why TFRecord: tf.data reads it natively with parallel, interleaved reads; tf.distribute shards it
+by file across workers; each record holds a chunk of examples in their compact stored dtype
+(uint8 pixels, UTF-8 strings, float32 numbers) as two serialized tensors, so writing and reading
+cost one protobuf per chunk, not per example. `dataset.json` beside the shards holds the digest,
+schema, split sizes, class counts and the train split's statistics, all computed in the same
+streaming pass that writes the shards. A folder is written under a temporary name and renamed
+into place when whole: a crash or a full disk leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from models.spec import DataSpec
+from pipelines.data.source import SPLITS, DataError, SourceData, Split
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+FORMAT_VERSION = 1  # bump when the layout or the meaning of a field changes
+MANIFEST = "dataset.json"
+INDEX = "index"  # <store>/index/<source key>: the digest a source was last prepared to
+RECORD_BYTES = 1 << 20  # examples per record: about 1 MB of them
+SHARD_BYTES = 64 << 20  # a new shard file after about 64 MB
+PROGRESS_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class PreparedSplit:
+    """One split on disk: its shard files, size, bytes and the schema of its examples."""
+
+    name: str
+    files: tuple[str, ...]
+    size: int
+    nbytes: int
+    element_shape: tuple[int, ...]
+    stored_dtype: str
+    target_shape: tuple[int, ...]
+    target_dtype: str
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def example_bytes(self) -> int:
+        """Stored bytes of one example (on average for text)."""
+        return max(1, self.nbytes // max(1, self.size))
+
+
+@dataclass
+class PreparedDataset:
+    """A dataset in the prepared format, with what a model builder and each stage need to know."""
+
+    name: str
+    version: str
+    source: str
+    digest: str
+    spec: DataSpec
+    folder: Path
+    splits: dict[str, PreparedSplit]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # per split: class -> examples
+    class_names: list[str] = field(default_factory=list)
+    location: str | None = None
+    features: list[str] = field(default_factory=list)
+    forecast: bool = False
+    # Mean of each target column over the train split (regression): the baseline to beat.
+    train_target_means: list[float] | None = None
+    # How this process got it: prepared now (and how long that took) or found already prepared.
+    reused: bool = True
+    seconds: float = 0.0
+
+    def sizes(self) -> dict[str, int]:
+        """Examples per split."""
+        return {name: split.size for name, split in self.splits.items()}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every shard together."""
+        return sum(split.nbytes for split in self.splits.values())
+
+    def class_counts(self, split: str) -> dict[str, int]:
+        """Examples per class in one split (classification only; classes with none left out)."""
+        return dict(self.counts.get(split, {}))
+
+    def class_name(self, label: int) -> str:
+        """Readable name of a class index."""
+        return self.class_names[label] if label < len(self.class_names) else str(label)
+
+    def arrays(self, split: str, limit: int | None = None) -> Split:
+        """The first `limit` examples of a split (all when None) as model-ready arrays.
+
+        For small reads only (input examples, parity batches, probes, plots, tests): stages
+        stream the shards with `pipelines.data.as_tf_dataset` instead.
+        """
+        examples = read_examples(self.splits[split])
+        if limit is not None:
+            examples = examples.take(limit)
+        xs, ys = [], []
+        for x, y in examples.batch(4096).map(model_inputs):
+            xs.append(x.numpy())
+            ys.append(y.numpy())
+        prepared = self.splits[split]
+        if not xs:
+            return Split(
+                np.zeros(
+                    (0, *prepared.element_shape), dtype=object if self.spec.input_dtype == "string" else "f4"
+                ),
+                np.zeros((0, *prepared.target_shape), dtype=prepared.target_dtype),
+            )
+        x = np.concatenate(xs)
+        if x.dtype == object:  # TFDS and TensorFlow hand text over as UTF-8 bytes; models and MLflow take str
+            x = np.array([text.decode("utf-8") for text in x.ravel()], dtype=object).reshape(x.shape)
+        return Split(x, np.concatenate(ys))
+
+
+def model_inputs(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Stored dtypes to what models read: uint8 pixels to float32 in [0, 1]; text stays a string."""
+    import tensorflow as tf
+
+    if x.dtype == tf.uint8:
+        x = tf.cast(x, tf.float32) / 255.0
+    return x, y
+
+
+def read_examples(split: PreparedSplit, shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """A split's examples `(x, y)` in stored dtypes, read from its shards in parallel.
+
+    With `shuffle_seed`, the shard order is shuffled (seeded, anew each epoch); records of
+    several shards are interleaved either way, deterministically.
+    """
+    import tensorflow as tf
+
+    x_dtype = tf.string if split.stored_dtype == "string" else tf.as_dtype(split.stored_dtype)
+    y_dtype = tf.as_dtype(split.target_dtype)
+    schema = {"x": tf.io.FixedLenFeature([], tf.string), "y": tf.io.FixedLenFeature([], tf.string)}
+
+    def parse(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        parts = tf.io.parse_single_example(record, schema)
+        x = tf.ensure_shape(tf.io.parse_tensor(parts["x"], x_dtype), [None, *split.element_shape])
+        y = tf.ensure_shape(tf.io.parse_tensor(parts["y"], y_dtype), [None, *split.target_shape])
+        return x, y
+
+    files = tf.data.Dataset.from_tensor_slices(list(split.files))
+    if shuffle_seed is not None and len(split.files) > 1:
+        files = files.shuffle(len(split.files), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if len(split.files) > 1:
+        records = files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(4, len(split.files)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    else:
+        records = tf.data.TFRecordDataset(files)
+    examples = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    # Known length: Keras counts the steps of an epoch instead of running into its end.
+    return examples.apply(tf.data.experimental.assert_cardinality(split.size))
+
+
+def open_prepared(store: Path, digest: str) -> PreparedDataset | None:
+    """The prepared dataset of this digest in `store`, or None when it is not (or no longer) there."""
+    folder = store / digest
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        return None
+    splits = {
+        name: PreparedSplit(
+            name=name,
+            files=tuple(str(folder / file) for file in entry["files"]),
+            size=entry["size"],
+            nbytes=entry["nbytes"],
+            element_shape=tuple(entry["element_shape"]),
+            stored_dtype=entry["stored_dtype"],
+            target_shape=tuple(entry["target_shape"]),
+            target_dtype=entry["target_dtype"],
+        )
+        for name, entry in manifest["splits"].items()
+    }
+    if not all(Path(file).is_file() for split in splits.values() for file in split.files):
+        return None
+    spec = manifest["spec"]
+    for key in ("input_shape", "input_mean", "input_variance"):
+        if spec.get(key) is not None:
+            spec[key] = tuple(spec[key])
+    return PreparedDataset(
+        name=manifest["name"],
+        version=manifest["version"],
+        source=manifest["source"],
+        digest=manifest["digest"],
+        spec=DataSpec(**spec),
+        folder=folder,
+        splits=splits,
+        counts=manifest["class_counts"],
+        class_names=manifest["class_names"],
+        location=manifest["location"],
+        features=manifest["features"],
+        forecast=manifest["forecast"],
+        train_target_means=manifest["train_target_means"],
+    )
+
+
+def find_prepared(store: Path, source_key: str) -> PreparedDataset | None:
+    """The dataset a source with this key was prepared to, while its shards are still there."""
+    try:
+        digest = (store / INDEX / source_key).read_text().strip()
+    except OSError:
+        return None
+    return open_prepared(store, digest)
+
+
+def remember(store: Path, source_key: str, digest: str) -> None:
+    """Record that the source with this key prepares to `digest` (atomically)."""
+    index = store / INDEX
+    index.mkdir(parents=True, exist_ok=True)
+    staging = index / f".{source_key}.{os.getpid()}"
+    staging.write_text(digest)
+    os.replace(staging, index / source_key)
+
+
+def materialise(source: SourceData, store: Path, max_examples: int | None = None) -> PreparedDataset:
+    """Read `source` once, writing every split as shards into `<store>/<digest>/`.
+
+    The digest, class counts and train statistics come out of the same pass. A dataset whose
+    digest is already in the store is not written twice. `max_examples` caps every split.
+    """
+    started = time.perf_counter()
+    store.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".preparing-", dir=store))
+    progress = _Progress(source.name)
+    try:
+        writers: dict[str, _SplitWriter] = {}
+        for split, x, y in source.chunks():
+            writer = writers.get(split)
+            if writer is None:
+                writer = writers[split] = _SplitWriter(staging, split, source, max_examples)
+            writer.add(x, y)
+            progress.update(writers)
+        for writer in writers.values():
+            writer.close()
+        missing = [split for split in SPLITS if split not in writers or not writers[split].size]
+        if missing:
+            raise DataError(
+                f"dataset {source.name!r} has no {missing[0]} example; every one of "
+                f"{', '.join(SPLITS)} needs at least one"
+            )
+        digest = _digest(source, writers)
+        manifest = _manifest(source, writers, digest)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        final = store / digest
+        if open_prepared(store, digest) is None:
+            shutil.rmtree(final, ignore_errors=True)  # an incomplete folder of an older crash
+            try:
+                staging.rename(final)
+            except OSError as error:  # another process renamed the same digest into place first
+                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise DataError(
+                f"no space left on the device of {str(store)!r} while preparing {source.name!r}; "
+                "allowed: free some space there, or set DEEPARCH_DATASET_STORE to a folder with room"
+            ) from None
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    dataset = open_prepared(store, digest)
+    if dataset is None:
+        raise DataError(f"prepared dataset {digest} vanished from {str(store)!r} while it was written")
+    dataset.reused = False
+    dataset.seconds = time.perf_counter() - started
+    progress.done(dataset)
+    return dataset
+
+
+class _Moments:
+    """Count, mean and sum of squared deviations per column, merged chunk by chunk (Chan et al.)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+
+    def add(self, values: np.ndarray) -> None:
+        values = values.reshape(len(values), -1).astype(np.float64)
+        count = len(values)
+        if not count:
+            return
+        mean = values.mean(axis=0)
+        m2 = ((values - mean) ** 2).sum(axis=0)
+        if self.mean is None:
+            self.count, self.mean, self.m2 = count, mean, m2
+            return
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * count / total
+        self.m2 = self.m2 + m2 + delta**2 * self.count * count / total
+        self.count = total
+
+    def variance(self) -> np.ndarray:
+        return self.m2 / max(1, self.count)
+
+
+class _SplitWriter:
+    """Writes one split's chunks as records into rotating shard files, hashing and counting them."""
+
+    def __init__(self, folder: Path, split: str, source: SourceData, max_examples: int | None) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        self.folder = folder
+        self.split = split
+        self.source = source
+        self.limit = max_examples
+        self.size = 0
+        self.nbytes = 0
+        self.files: list[str] = []
+        # Inputs and targets hashed apart, so that the digest does not depend on chunk boundaries.
+        self.input_sha = hashlib.sha256()
+        self.target_sha = hashlib.sha256()
+        self.labels: dict[int, int] = {}
+        self.inputs = _Moments()
+        self.targets = _Moments()
+        self._shard = None
+        self._shard_bytes = 0
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        if self.limit is not None:
+            room = self.limit - self.size
+            if room <= 0:
+                return
+            x, y = x[:room], y[:room]
+        if not len(y):
+            return
+        if self.source.stored_dtype == "string":
+            x = np.array([_utf8(text) for text in x.ravel()], dtype=object).reshape(x.shape)
+            self.input_sha.update(b"".join(text + b"\0" for text in x.ravel()))
+        else:
+            x = np.ascontiguousarray(x, dtype=self.source.stored_dtype)
+            self.input_sha.update(x.tobytes())
+        y = np.ascontiguousarray(y, dtype=np.int32 if self.source.task == "classification" else np.float32)
+        self.target_sha.update(y.tobytes())
+        if self.source.task == "classification":
+            labels, counts = np.unique(y, return_counts=True)
+            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+                self.labels[label] = self.labels.get(label, 0) + count
+        if self.split == "train":
+            if self.source.input_statistics:
+                self.inputs.add(x.reshape(len(x), -1, x.shape[-1]).reshape(-1, x.shape[-1]))
+            if self.source.task == "regression":
+                self.targets.add(y)
+        example_bytes = max(1, (x.nbytes if x.dtype != object else sum(map(len, x.ravel()))) // len(y))
+        per_record = max(1, RECORD_BYTES // example_bytes)
+        for start in range(0, len(y), per_record):
+            self._write(x[start : start + per_record], y[start : start + per_record])
+        self.size += len(y)
+
+    def _write(self, x: np.ndarray, y: np.ndarray) -> None:
+        tf = self._tf
+        if self._shard is None or self._shard_bytes >= SHARD_BYTES:
+            self._close_shard()
+            name = f"{self.split}-{len(self.files):05d}.tfrecord"
+            self.files.append(name)
+            self._shard = tf.io.TFRecordWriter(str(self.folder / name))
+            self._shard_bytes = 0
+        record = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "x": _bytes_feature(tf.make_tensor_proto(x).SerializeToString()),
+                    "y": _bytes_feature(tf.make_tensor_proto(y).SerializeToString()),
+                }
+            )
+        ).SerializeToString()
+        self._shard.write(record)
+        self._shard_bytes += len(record)
+        self.nbytes += len(record)
+
+    def _close_shard(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+
+    def close(self) -> None:
+        self._close_shard()
+
+
+def _bytes_feature(value: bytes):
+    import tensorflow as tf
+
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _utf8(text) -> bytes:
+    return text.encode("utf-8") if isinstance(text, str) else bytes(text)
+
+
+def _digest(source: SourceData, writers: dict[str, _SplitWriter]) -> str:
+    """Content hash of every split's examples and schema: equal digests mean equal data."""
+    sha = hashlib.sha256(f"deeparch-prepared-{FORMAT_VERSION}".encode())
+    schema = [source.element_shape, source.stored_dtype, source.target_shape, source.task, source.class_names]
+    sha.update(json.dumps(schema).encode())
+    for split in sorted(writers):
+        sha.update(f"{split}:{writers[split].size}:".encode())
+        sha.update(writers[split].input_sha.digest() + writers[split].target_sha.digest())
+    return sha.hexdigest()[:16]
+
+
+def _spec(source: SourceData, writers: dict[str, _SplitWriter]) -> DataSpec:
+    """The builders' view of the data, with the train split's statistics where the source asks."""
+    statistics: dict = {}
+    train = writers["train"]
+    if source.input_statistics and train.inputs.mean is not None:
+        # A constant column keeps its values: dividing by a zero spread would blow up new ones.
+        statistics["input_mean"] = tuple(float(v) for v in train.inputs.mean)
+        statistics["input_variance"] = tuple(float(v) if v > 0 else 1.0 for v in train.inputs.variance())
+    if source.target_statistics and source.task == "regression" and train.targets.mean is not None:
+        means, variances = train.targets.mean, train.targets.variance()
+        mean = float(means.mean())
+        scale = math.sqrt(float((variances + (means - mean) ** 2).mean()))
+        statistics["target_mean"] = mean
+        statistics["target_scale"] = scale if scale > 0 else 1.0
+    statistics.update(source.spec_statistics)
+    classification = source.task == "classification"
+    return DataSpec(
+        input_shape=tuple(source.element_shape),
+        input_dtype="string" if source.stored_dtype == "string" else "float32",
+        task=source.task,
+        num_classes=len(source.class_names) if classification else None,
+        num_outputs=1 if classification else int(np.prod(source.target_shape)) or 1,
+        **statistics,
+    )
+
+
+def _manifest(source: SourceData, writers: dict[str, _SplitWriter], digest: str) -> dict:
+    target_dtype = "int32" if source.task == "classification" else "float32"
+    spec = asdict(_spec(source, writers))
+    train_targets = writers["train"].targets
+    return {
+        "format_version": FORMAT_VERSION,
+        "digest": digest,
+        "name": source.name,
+        "version": source.version,
+        "source": source.source,
+        "location": source.location,
+        "features": source.features,
+        "forecast": source.forecast,
+        "class_names": source.class_names,
+        "spec": spec,
+        "train_target_means": train_targets.mean.tolist() if train_targets.mean is not None else None,
+        "class_counts": {
+            split: {_class_name(source, label): count for label, count in sorted(writer.labels.items())}
+            for split, writer in writers.items()
+            if source.task == "classification"
+        },
+        "splits": {
+            split: {
+                "files": writer.files,
+                "size": writer.size,
+                "nbytes": writer.nbytes,
+                "element_shape": list(source.element_shape),
+                "stored_dtype": source.stored_dtype,
+                "target_shape": list(source.target_shape),
+                "target_dtype": target_dtype,
+            }
+            for split, writer in writers.items()
+        },
+    }
+
+
+def _class_name(source: SourceData, label: int) -> str:
+    return source.class_names[label] if label < len(source.class_names) else str(label)
+
+
+class _Progress:
+    """A line every PROGRESS_SECONDS while a large dataset is written, and one when it is done."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = time.perf_counter()
+        self.last = self.started
+        self.reported = False
+
+    def update(self, writers: dict[str, _SplitWriter]) -> None:
+        now = time.perf_counter()
+        if now - self.last < PROGRESS_SECONDS:
+            return
+        self.last = now
+        self.reported = True
+        written = ", ".join(f"{split} {writer.size:,}" for split, writer in writers.items())
+        megabytes = sum(writer.nbytes for writer in writers.values()) / 1e6
+        print(
+            f"preparing {self.name}: {written} examples written ({megabytes:,.0f} MB, "
+            f"{now - self.started:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def done(self, dataset: PreparedDataset) -> None:
+        if self.reported:
+            print(
+                f"prepared {self.name}: {sum(dataset.sizes().values()):,} examples, "
+                f"{dataset.nbytes / 1e6:,.0f} MB in {dataset.folder} ({dataset.seconds:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )

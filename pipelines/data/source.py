@@ -1,0 +1,163 @@
+"""What every source hands to the prepared format: its examples in chunks, each chunk routed to
+a split, and what is known of them before they are read (task, classes, shapes, provenance).
+
+Sources never hold a dataset whole: `SourceData.chunks` streams `(split, x, y)` arrays of a few
+hundred to a few thousand examples in stored dtypes (uint8 pixels, UTF-8 strings, float32
+numbers; int32 class labels or float32 targets). Splits that the data does not carry are drawn
+here, per example, by `assign_splits`: seeded, stable across reruns, exact in size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Validation carved out of a train split uses this fixed seed, so that the split (and the
+# dataset's digest) does not change with the model's seed; a test split drawn from the whole
+# data uses the next one, so that the two draws are independent.
+VALIDATION_SPLIT_SEED = 1234
+TEST_SPLIT_SEED = VALIDATION_SPLIT_SEED + 1
+SPLITS = ("train", "validation", "test")
+TRAIN, VALIDATION, TEST = 0, 1, 2  # split codes of `assign_splits`
+StoredDtype = str  # "uint8" | "float32" | "string"
+
+Chunk = tuple[str, np.ndarray, np.ndarray]
+
+
+class DataError(RuntimeError):
+    """A dataset that cannot be loaded, said in one sentence."""
+
+
+@dataclass
+class Split:
+    """One split as arrays in the form models read: inputs `x` and targets `y`.
+
+    Only small reads take this form (examples for MLflow, probes, plots, tests); stages stream.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class SourceData:
+    """A source, opened and checked but not yet read: its chunks are read once, by `chunks()`."""
+
+    name: str
+    version: str
+    source: str  # "embedded", "tfds-catalog", or the user's "csv", "npz", "images"
+    task: str  # "classification" or "regression"
+    element_shape: tuple[int, ...]  # one example's input, no batch dimension
+    stored_dtype: StoredDtype
+    target_shape: tuple[int, ...]  # () for a class label or a single value
+    chunks: Callable[[], Iterator[Chunk]]
+    class_names: list[str] = field(default_factory=list)
+    location: str | None = None  # the user's file or folder, absolute
+    features: list[str] = field(default_factory=list)  # the CSV columns the inputs hold
+    # Windows of a time series: x holds the past values (steps, 1), y the next `horizon` values.
+    forecast: bool = False
+    # Raw-valued inputs (CSV features) are standardised inside the model with the train split's
+    # per-feature statistics; a regression target of the user's with the train split's mean/std.
+    input_statistics: bool = False
+    target_statistics: bool = False
+    # Statistics the source knows itself (a forecast's series), used instead of the train split's.
+    spec_statistics: dict = field(default_factory=dict)
+
+
+def assign_splits(
+    total: int,
+    validation_fraction: float | None,
+    test_fraction: float | None = None,
+    seed: int = VALIDATION_SPLIT_SEED,
+) -> np.ndarray:
+    """A split code per example (TRAIN, VALIDATION, TEST) for `total` examples in reading order.
+
+    Each example's position is hashed with a seed; the examples with the smallest hashes are
+    held out, exactly `round(fraction * n)` of them (at least one, leaving at least one for each
+    other split). The same position, fraction and seed give the same split on every run, without
+    reading the data. `test_fraction` None draws no test split (the data has its own).
+    """
+    codes = np.full(total, TRAIN, dtype=np.int8)
+    if test_fraction is not None:
+        count = min(total - 2, max(1, round(test_fraction * total)))
+        codes[_smallest(_position_hash(np.arange(total, dtype=np.uint64), seed + 1), count)] = TEST
+    if validation_fraction is not None:
+        codes = carve_validation(codes, validation_fraction, seed)
+    return codes
+
+
+def carve_validation(codes: np.ndarray, fraction: float, seed: int = VALIDATION_SPLIT_SEED) -> np.ndarray:
+    """Move `round(fraction * n)` of the n TRAIN codes (at least one, never all) to VALIDATION,
+    chosen by the hash of their positions as in `assign_splits`."""
+    train = np.flatnonzero(codes == TRAIN)
+    count = min(len(train) - 1, max(1, round(fraction * len(train))))
+    codes = codes.copy()
+    codes[train[_smallest(_position_hash(train.astype(np.uint64), seed), count)]] = VALIDATION
+    return codes
+
+
+def _smallest(hashes: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` smallest hashes (hashes of distinct positions never tie)."""
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.argpartition(hashes, count - 1)[:count]
+
+
+def _position_hash(positions: np.ndarray, seed: int) -> np.ndarray:
+    """SplitMix64 of position + seed: a bijection on 64-bit integers, so no two positions tie."""
+    with np.errstate(over="ignore"):
+        z = positions + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def route(codes: np.ndarray, x: np.ndarray, y: np.ndarray) -> Iterator[Chunk]:
+    """The chunk's examples, split by their codes, in reading order within each split."""
+    for code, split in enumerate(SPLITS):
+        chosen = codes == code
+        if chosen.all():
+            yield split, x, y
+        elif chosen.any():
+            yield split, x[chosen], y[chosen]
+
+
+def file_fingerprint(path: Path) -> str:
+    """Short hash of a file's (or a folder's files') names, sizes and modification times.
+
+    It changes when a file is added, removed, resized or rewritten, and costs a `stat` per file
+    instead of a read: the key under which a prepared copy of the user's data is found again.
+    """
+    sha = hashlib.sha256()
+    files = [path] if not path.is_dir() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        stat = file.stat()
+        sha.update(f"{file.relative_to(path) if path.is_dir() else file.name}|{stat.st_size}|".encode())
+        sha.update(f"{stat.st_mtime_ns}\n".encode())
+    return sha.hexdigest()[:12]
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can still hand out (Linux' MemAvailable), or physical memory elsewhere."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (TensorFlow's run to pages)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
