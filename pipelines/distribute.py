@@ -53,6 +53,15 @@ def is_chief() -> bool:
     return kind == "worker" and index == 0 and not has_chief
 
 
+def worker_count(name: str) -> int:
+    """Processes that train together: the cluster's workers (and chief) for multi_worker, else 1."""
+    raw = os.environ.get("TF_CONFIG")
+    if name != "multi_worker" or not raw:
+        return 1
+    cluster = json.loads(raw).get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
 def prepare_for_fit(model, strategy: tf.distribute.Strategy) -> None:
     """Work around Keras 3 with MultiWorkerMirroredStrategy (keras-team/keras#20585,
     tensorflow/tensorflow#72388); call `fit` inside `strategy.scope()` afterwards.

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from pipelines.config import DataConfig
-from pipelines.data.input_pipeline import as_tf_dataset
+from pipelines.data.input_pipeline import as_tf_dataset, reads_own_files
 from pipelines.data.prepared import (
     FORMAT_VERSION,
     PreparedDataset,
@@ -34,6 +34,7 @@ __all__ = [
     "Split",
     "as_tf_dataset",
     "dataset_store",
+    "reads_own_files",
     "load_dataset",
     "open_dataset",
 ]

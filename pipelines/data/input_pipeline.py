@@ -28,6 +28,7 @@ def as_tf_dataset(
     seed: int = 0,
     train: TrainConfig | None = None,
     cache: str = "auto",
+    workers: int = 1,
 ) -> tf.data.Dataset:
     """Batches of `(x, y)` model inputs over one split, prefetched.
 
@@ -36,15 +37,22 @@ def as_tf_dataset(
     split shuffles over all its examples; a streamed one shuffles its shard order and then
     within a bounded buffer; both seeded. Augmentation (from `train`) applies to numeric
     sequences and images, and only when shuffling, i.e. on the training split.
+
+    With several `workers` (tf.distribute's multi-worker training), each reads its own shard
+    files of the training split when it has at least one per worker (`reads_own_files`); the
+    dataset then repeats, and `fit` needs `steps_per_epoch`.
     """
     import tensorflow as tf
 
+    by_file = shuffle and reads_own_files(split, workers)
     if isinstance(split, Split):
         examples = tf.data.Dataset.from_tensor_slices((split.x, split.y))
         cached, buffer = True, len(split)
     else:
         cached = cache == "memory" or (cache == "auto" and split.nbytes <= MEMORY_CACHE_BYTES)
-        examples = read_examples(split, shuffle_seed=seed if shuffle and not cached else None)
+        examples = read_examples(
+            split, shuffle_seed=seed if shuffle and not cached else None, known_length=not by_file
+        )
         buffer = (
             split.size
             if cached
@@ -54,6 +62,10 @@ def as_tf_dataset(
         examples = examples.cache()
     if shuffle:
         examples = examples.shuffle(max(1, buffer), seed=seed, reshuffle_each_iteration=True)
+    if by_file:
+        # Workers' shard files hold unequal shares; each loops over its own, and `fit` counts the
+        # steps of an epoch (`steps_per_epoch`), so that every worker runs the same steps.
+        examples = examples.repeat()
     batches = examples.batch(batch_size).map(
         model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
@@ -61,7 +73,20 @@ def as_tf_dataset(
     if shuffle and train and (train.augment_shift or train.augment_scale) and numeric:
         rank = len(batches.element_spec[0].shape)
         batches = batches.map(_augmenter(train.augment_shift, train.augment_scale, seed, rank))
-    return batches.prefetch(tf.data.AUTOTUNE)
+    batches = batches.prefetch(tf.data.AUTOTUNE)
+    if workers > 1:
+        policy = tf.data.experimental.AutoShardPolicy
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = policy.FILE if by_file else policy.DATA
+        batches = batches.with_options(options)
+    return batches
+
+
+def reads_own_files(split: PreparedSplit | Split, workers: int) -> bool:
+    """Whether each of `workers` training processes reads shard files of its own (tf.distribute's
+    FILE auto-sharding): when the training split has a file for each. Otherwise every worker
+    reads all and keeps its share of each batch (DATA)."""
+    return isinstance(split, PreparedSplit) and workers > 1 and len(split.files) >= workers
 
 
 def _augmenter(max_shift: int, max_scale: float, seed: int, ndim: int):

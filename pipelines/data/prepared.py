@@ -138,11 +138,14 @@ def model_inputs(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return x, y
 
 
-def read_examples(split: PreparedSplit, shuffle_seed: int | None = None) -> tf.data.Dataset:
+def read_examples(
+    split: PreparedSplit, shuffle_seed: int | None = None, known_length: bool = True
+) -> tf.data.Dataset:
     """A split's examples `(x, y)` in stored dtypes, read from its shards in parallel.
 
     With `shuffle_seed`, the shard order is shuffled (seeded, anew each epoch); records of
-    several shards are interleaved either way, deterministically.
+    several shards are interleaved either way, deterministically. `known_length` tells tf.data
+    the split's size; not when tf.distribute will hand each worker only some of the files.
     """
     import tensorflow as tf
 
@@ -169,6 +172,8 @@ def read_examples(split: PreparedSplit, shuffle_seed: int | None = None) -> tf.d
     else:
         records = tf.data.TFRecordDataset(files)
     examples = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    if not known_length:
+        return examples
     # Known length: Keras counts the steps of an epoch instead of running into its end.
     return examples.apply(tf.data.experimental.assert_cardinality(split.size))
 

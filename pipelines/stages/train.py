@@ -19,7 +19,7 @@ from pipelines.callbacks import (
     MlflowEpochLogger,
 )
 from pipelines.config import ConfigError, ExperimentConfig, TrainConfig
-from pipelines.data import PreparedDataset, as_tf_dataset
+from pipelines.data import PreparedDataset, as_tf_dataset, reads_own_files
 from pipelines.serving import example_inputs, servable
 from pipelines.stages.results import PrepareResult, TrainResult
 
@@ -53,6 +53,7 @@ def train_stage(
     batch_size = config.train.batch_size  # global: tf.distribute splits it across replicas
     steps_per_epoch = math.ceil(len(train_split) / batch_size)
     strategy = distribute.strategy(config.train.strategy)
+    workers = distribute.worker_count(config.train.strategy)
     with strategy.scope():
         model = models.build(config.architecture, spec, **config.hparams(), **data_hparams(config, dataset))
         if generative:
@@ -73,6 +74,7 @@ def train_stage(
                     **config.flat_params(),
                     "parameter_count": model.count_params(),
                     "replicas": distribute.strategy(config.train.strategy).num_replicas_in_sync,
+                    "input_sharding": _input_sharding(train_split, workers),
                     "prepare_run_id": prepared.run_id,
                 }
             )
@@ -107,10 +109,15 @@ def train_stage(
                     seed=config.seed,
                     train=config.train,
                     cache=config.data.cache,
+                    workers=workers,
                 ),
-                validation_data=as_tf_dataset(validation_split, batch_size, cache=config.data.cache),
+                validation_data=as_tf_dataset(
+                    validation_split, batch_size, cache=config.data.cache, workers=workers
+                ),
                 epochs=config.train.epochs,
                 callbacks=callbacks,
+                # A dataset each worker reads only part of repeats: the epoch is counted in steps.
+                steps_per_epoch=steps_per_epoch if reads_own_files(train_split, workers) else None,
                 shuffle=False,  # the tf.data pipeline shuffles, seeded
                 verbose=2,
             ).history
@@ -129,6 +136,13 @@ def train_stage(
         model_uri = tracking.log_keras_model(served, example_inputs(served, dataset, INPUT_EXAMPLE_SIZE))
         mlflow.set_tag("model_uri", model_uri)
     return TrainResult(run_id=run.info.run_id, model_uri=model_uri, model=model, history=history)
+
+
+def _input_sharding(split, workers: int) -> str:
+    """How the training split is divided between processes: none, by shard file, or by batch."""
+    if workers == 1:
+        return "none"
+    return "file" if reads_own_files(split, workers) else "data"
 
 
 def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -> None:
