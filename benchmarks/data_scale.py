@@ -245,6 +245,10 @@ def stage_times(uri: str) -> dict[str, float]:
         stage = run.data.tags.get("stage")
         if stage and run.info.end_time:
             times[f"{stage}_stage_seconds"] = (run.info.end_time - run.info.start_time) / 1000
+        if stage == "prepare":
+            # The shards are written before the prepare run opens (a bad file must stop the
+            # pipeline before any run exists); the run records how long that took.
+            times["prepare_stage_seconds"] += run.data.metrics.get("materialise_seconds", 0.0)
         if stage == "train":
             times["train_seconds"] = run.data.metrics["train_seconds"]
     return times

@@ -97,7 +97,8 @@ def plain_fit(config, dataset, extra_callbacks=()) -> tuple[float, float]:
 
     import models
 
-    train, validation = dataset.splits["train"], dataset.splits["validation"]
+    # The plain script gets the splits as arrays, as a notebook would have them.
+    train, validation = dataset.arrays("train"), dataset.arrays("validation")
     settings = config.train
     if settings.optimizer not in ("adam", "adamw"):
         raise SystemExit(f"the plain script writes out Adam and AdamW only, not {settings.optimizer!r}")

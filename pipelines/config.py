@@ -99,7 +99,7 @@ class DataConfig(StrictModel):
     cache: Literal["auto", "memory", "none"] = Field(
         "auto",
         description="Keep prepared splits in memory after the first epoch (memory), stream them from disk "
-        "every epoch (none), or keep those up to 1 GB (auto).",
+        "every epoch (none), or keep those up to 256 MB (auto).",
     )
 
     @field_validator("path")

@@ -12,11 +12,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float, constrained: bool = True) -> Figure:
     # The object-oriented API needs no GUI backend and no global pyplot state.
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height), layout="constrained" if constrained else None)
 
 
 def learning_curves(history: dict[str, Sequence[float]]) -> Figure:
@@ -66,18 +66,50 @@ def sample_grid(x: np.ndarray, titles: Sequence[str], columns: int = 8, title: s
     """Examples as a grid: images shown as pictures, sequences as line plots."""
     count = len(x)
     rows = int(np.ceil(count / columns))
+    if count and np.asarray(x[0]).ndim == 3:
+        return _image_grid(np.asarray(x), titles, rows, columns, title)
     figure = _figure(1.6 * columns, 1.5 * rows + 0.4)
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.set_axis_off()
         if index >= count:
             continue
-        example = np.asarray(x[index])
-        if example.ndim == 3:
-            axis.imshow(example.squeeze(-1) if example.shape[-1] == 1 else example, cmap="gray_r")
-        else:
-            axis.plot(example.reshape(len(example), -1))
+        axis.plot(np.asarray(x[index]).reshape(len(x[index]), -1))
         axis.set_title(titles[index], fontsize=8)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def _image_grid(images: np.ndarray, titles: Sequence[str], rows: int, columns: int, title: str) -> Figure:
+    """Images tiled into one picture (one imshow, not one panel each: a grid of panels costs
+    seconds to lay out), each with its title above it."""
+    count, height, width, channels = images.shape
+    gap = max(1, height // 8)
+    label = max(height // 3, 1)  # room for the title above each image
+    cell_height, cell_width = height + label + gap, width + gap
+    canvas = np.full((rows * cell_height, columns * cell_width, channels), np.nan, dtype=np.float32)
+    for index in range(count):
+        row, column = divmod(index, columns)
+        top, left = row * cell_height + label, column * cell_width
+        canvas[top : top + height, left : left + width] = images[index]
+    figure = _figure(1.6 * columns, 1.5 * rows + 0.4, constrained=False)
+    axis = figure.add_axes((0.0, 0.0, 1.0, 0.94 if title else 1.0))
+    axis.set_axis_off()
+    shown = canvas[..., 0] if channels == 1 else np.nan_to_num(canvas, nan=1.0)
+    axis.imshow(
+        np.ma.masked_invalid(shown) if channels == 1 else shown, cmap="gray_r", interpolation="nearest"
+    )
+    for index in range(count):
+        row, column = divmod(index, columns)
+        axis.text(
+            column * cell_width + width / 2,
+            row * cell_height + label - 1,
+            titles[index],
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     if title:
         figure.suptitle(title)
     return figure

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from pipelines.config import DataConfig
-from pipelines.data.input_pipeline import as_tf_dataset, reads_own_files
+from pipelines.data.input_pipeline import as_tf_dataset, is_cached, reads_own_files, shuffle_buffer_examples
 from pipelines.data.prepared import (
     FORMAT_VERSION,
     PreparedDataset,
@@ -34,7 +34,9 @@ __all__ = [
     "Split",
     "as_tf_dataset",
     "dataset_store",
+    "is_cached",
     "reads_own_files",
+    "shuffle_buffer_examples",
     "load_dataset",
     "open_dataset",
 ]

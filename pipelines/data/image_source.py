@@ -66,7 +66,12 @@ def read_images(config: DataConfig) -> SourceData:
         codes = assign_splits(
             len(files), config.validation_fraction, config.test_fraction, VALIDATION_SPLIT_SEED
         )
-    labels = np.array(labels, dtype=np.int32)
+    # Stored in a seeded random order, not class by class: a split too big to cache is shuffled
+    # within a bounded buffer as it streams, which cannot mix classes stored one after another.
+    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(files))
+    files = [files[index] for index in order]
+    labels = np.array(labels, dtype=np.int32)[order]
+    codes = codes[order]
     channels = 1 if config.grayscale else 3
 
     def chunks() -> Iterator[Chunk]:

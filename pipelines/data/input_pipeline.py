@@ -12,8 +12,10 @@ from pipelines.data.source import Split
 if TYPE_CHECKING:
     import tensorflow as tf
 
-# `data.cache: auto` keeps a split in memory (in its stored dtypes) when it is at most this big.
-MEMORY_CACHE_BYTES = 1 << 30
+# `data.cache: auto` keeps a split in memory (in its stored dtypes) when it is at most this big:
+# digits and MNIST-1D train from memory; a photo folder streams, its memory flat as it grows
+# (streaming its stored pixels costs a parse per epoch, little beside training).
+MEMORY_CACHE_BYTES = 256 << 20
 # A streamed split shuffles within a buffer of about this many bytes of examples (at least
 # SHUFFLE_MIN_EXAMPLES), after its shard order is shuffled.
 SHUFFLE_BUFFER_BYTES = 128 << 20
@@ -49,15 +51,11 @@ def as_tf_dataset(
         examples = tf.data.Dataset.from_tensor_slices((split.x, split.y))
         cached, buffer = True, len(split)
     else:
-        cached = cache == "memory" or (cache == "auto" and split.nbytes <= MEMORY_CACHE_BYTES)
+        cached = is_cached(split, cache)
         examples = read_examples(
             split, shuffle_seed=seed if shuffle and not cached else None, known_length=not by_file
         )
-        buffer = (
-            split.size
-            if cached
-            else min(split.size, max(SHUFFLE_MIN_EXAMPLES, SHUFFLE_BUFFER_BYTES // split.example_bytes))
-        )
+        buffer = split.size if cached else shuffle_buffer_examples(split)
     if cached:
         examples = examples.cache()
     if shuffle:
@@ -80,6 +78,16 @@ def as_tf_dataset(
         options.experimental_distribute.auto_shard_policy = policy.FILE if by_file else policy.DATA
         batches = batches.with_options(options)
     return batches
+
+
+def is_cached(split: PreparedSplit, cache: str) -> bool:
+    """Whether `data.cache` keeps this split in memory after its first epoch."""
+    return cache == "memory" or (cache == "auto" and split.nbytes <= MEMORY_CACHE_BYTES)
+
+
+def shuffle_buffer_examples(split: PreparedSplit) -> int:
+    """Examples a streamed split shuffles within."""
+    return min(split.size, max(SHUFFLE_MIN_EXAMPLES, SHUFFLE_BUFFER_BYTES // split.example_bytes))
 
 
 def reads_own_files(split: PreparedSplit | Split, workers: int) -> bool:

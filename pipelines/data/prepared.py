@@ -53,9 +53,21 @@ class PreparedSplit:
     stored_dtype: str
     target_shape: tuple[int, ...]
     target_dtype: str
+    # Consecutive examples with different labels (classification): few mean a split stored class
+    # by class, which a bounded shuffle buffer cannot mix.
+    label_changes: int | None = None
 
     def __len__(self) -> int:
         return self.size
+
+    def stored_by_class(self, counts: dict[str, int]) -> bool:
+        """Whether this split's examples are stored in runs of one class: fewer than half the label
+        changes a random order would have (given its class `counts`)."""
+        if self.label_changes is None or self.size < 2 or not counts:
+            return False
+        shares = np.array(list(counts.values()), dtype=np.float64) / self.size
+        expected = (self.size - 1) * (1.0 - float((shares**2).sum()))
+        return self.label_changes < 0.5 * expected
 
     @property
     def example_bytes(self) -> int:
@@ -197,6 +209,7 @@ def open_prepared(store: Path, digest: str) -> PreparedDataset | None:
             stored_dtype=entry["stored_dtype"],
             target_shape=tuple(entry["target_shape"]),
             target_dtype=entry["target_dtype"],
+            label_changes=entry.get("label_changes"),
         )
         for name, entry in manifest["splits"].items()
     }
@@ -342,6 +355,8 @@ class _SplitWriter:
         self.input_sha = hashlib.sha256()
         self.target_sha = hashlib.sha256()
         self.labels: dict[int, int] = {}
+        self.label_changes = 0
+        self._last_label: int | None = None
         self.inputs = _Moments()
         self.targets = _Moments()
         self._shard = None
@@ -364,6 +379,9 @@ class _SplitWriter:
         y = np.ascontiguousarray(y, dtype=np.int32 if self.source.task == "classification" else np.float32)
         self.target_sha.update(y.tobytes())
         if self.source.task == "classification":
+            previous = y[0] if self._last_label is None else self._last_label
+            self.label_changes += int((y[0] != previous) + np.count_nonzero(y[1:] != y[:-1]))
+            self._last_label = int(y[-1])
             labels, counts = np.unique(y, return_counts=True)
             for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
                 self.labels[label] = self.labels.get(label, 0) + count
@@ -484,6 +502,7 @@ def _manifest(source: SourceData, writers: dict[str, _SplitWriter], digest: str)
                 "stored_dtype": source.stored_dtype,
                 "target_shape": list(source.target_shape),
                 "target_dtype": target_dtype,
+                "label_changes": writer.label_changes if source.task == "classification" else None,
             }
             for split, writer in writers.items()
         },

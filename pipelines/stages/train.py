@@ -19,7 +19,13 @@ from pipelines.callbacks import (
     MlflowEpochLogger,
 )
 from pipelines.config import ConfigError, ExperimentConfig, TrainConfig
-from pipelines.data import PreparedDataset, as_tf_dataset, reads_own_files
+from pipelines.data import (
+    PreparedDataset,
+    as_tf_dataset,
+    is_cached,
+    reads_own_files,
+    shuffle_buffer_examples,
+)
 from pipelines.serving import example_inputs, servable
 from pipelines.stages.results import PrepareResult, TrainResult
 
@@ -50,6 +56,7 @@ def train_stage(
     spec = dataclasses.replace(dataset.spec, task="generation") if generative else dataset.spec
     check_config_fits_data(config, dataset)
     train_split, validation_split = dataset.splits["train"], dataset.splits["validation"]
+    _warn_if_stored_by_class(config, dataset)
     batch_size = config.train.batch_size  # global: tf.distribute splits it across replicas
     steps_per_epoch = math.ceil(len(train_split) / batch_size)
     strategy = distribute.strategy(config.train.strategy)
@@ -136,6 +143,19 @@ def train_stage(
         model_uri = tracking.log_keras_model(served, example_inputs(served, dataset, INPUT_EXAMPLE_SIZE))
         mlflow.set_tag("model_uri", model_uri)
     return TrainResult(run_id=run.info.run_id, model_uri=model_uri, model=model, history=history)
+
+
+def _warn_if_stored_by_class(config: ExperimentConfig, dataset: PreparedDataset) -> None:
+    """Say so when a training split too big to cache is stored class by class: its bounded
+    shuffle buffer would give batches of few classes."""
+    train = dataset.splits["train"]
+    if is_cached(train, config.data.cache) or not train.stored_by_class(dataset.class_counts("train")):
+        return
+    print(
+        f"note: the train split of {dataset.name!r} is stored mostly class by class and streams "
+        f"(too big for data.cache auto), shuffled within {shuffle_buffer_examples(train):,} examples; "
+        "shuffle the rows of your file, or set data.cache=memory if it fits, for batches of mixed classes"
+    )
 
 
 def _input_sharding(split, workers: int) -> str:
