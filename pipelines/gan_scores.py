@@ -8,15 +8,16 @@ same dataset), so these functions stay pure and framework-free.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import scipy.special
 
 
-def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float = 1e-6) -> float:
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two `(samples, features)` sets.
 
-    d² = |μ_a - μ_b|² + Tr(Σ_a + Σ_b - 2 (Σ_a Σ_b)^½). A singular product gets `eps` added to
-    both diagonals, and the tiny imaginary part that `sqrtm` leaves from round-off is dropped.
+    d² = |μ_a - μ_b|² + Tr(Σ_a + Σ_b - 2 (Σ_a Σ_b)^½). The last trace is computed as
+    Σ √λ over the eigenvalues λ of the symmetric Σ_a^½ Σ_b Σ_a^½, which has the same eigenvalues
+    as Σ_a Σ_b: exact for the singular covariances that dead units or fewer samples than features
+    give (where a general matrix square root warns and may turn complex), with no ε added.
     """
     features_a = _as_feature_matrix(features_a, "features_a")
     features_b = _as_feature_matrix(features_b, "features_b")
@@ -29,28 +30,22 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float 
     covariance_a = np.atleast_2d(np.cov(features_a, rowvar=False))
     covariance_b = np.atleast_2d(np.cov(features_b, rowvar=False))
 
-    covariance_root = scipy.linalg.sqrtm(covariance_a @ covariance_b)
-    if not np.isfinite(covariance_root).all():
-        offset = np.eye(covariance_a.shape[0]) * eps
-        covariance_root = scipy.linalg.sqrtm((covariance_a + offset) @ (covariance_b + offset))
-    if np.iscomplexobj(covariance_root):
-        largest_imaginary = np.abs(covariance_root.imag).max()
-        if largest_imaginary > 1e-3 * max(1.0, np.abs(covariance_root.real).max()):
-            raise ValueError(
-                f"the covariance square root has an imaginary part of {largest_imaginary:.3g}; "
-                "the feature sets are too small or degenerate for a Fréchet distance"
-            )
-        covariance_root = covariance_root.real
+    root_a = _psd_square_root(covariance_a)
+    product = root_a @ covariance_b @ root_a
+    # Round-off leaves eigenvalues of a positive semi-definite matrix a hair below zero.
+    eigenvalues = np.clip(np.linalg.eigvalsh((product + product.T) / 2.0), 0.0, None)
+    trace_of_root = float(np.sqrt(eigenvalues).sum())
 
     difference = mean_a - mean_b
-    distance = (
-        difference @ difference
-        + np.trace(covariance_a)
-        + np.trace(covariance_b)
-        - 2.0 * np.trace(covariance_root)
-    )
+    distance = difference @ difference + np.trace(covariance_a) + np.trace(covariance_b) - 2.0 * trace_of_root
     # Round-off can leave a distance of identical sets a hair below zero.
     return float(max(distance, 0.0))
+
+
+def _psd_square_root(covariance: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a covariance matrix (positive semi-definite, maybe singular)."""
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
 
 
 def classifier_score(probabilities: np.ndarray) -> float:
