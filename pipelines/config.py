@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -369,6 +370,9 @@ class ExperimentConfig(StrictModel):
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
     tracking: TrackingConfig = TrackingConfig()
+    # What `resolve` changed so that the experiment fits its data, one sentence each (not a field:
+    # neither in the config's hash nor in its YAML).
+    _adjustments: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _image_augmentation_on_images(self) -> ExperimentConfig:
@@ -392,6 +396,11 @@ class ExperimentConfig(StrictModel):
     def architecture(self) -> str:
         """The registered architecture name."""
         return self.model.architecture
+
+    @property
+    def adjustments(self) -> list[str]:
+        """What was changed from the experiment file so that it fits the data, one sentence each."""
+        return list(self._adjustments)
 
     def hparams(self) -> dict[str, Any]:
         """Keyword arguments for the model builder."""
@@ -449,7 +458,13 @@ def experiment_path(name_or_path: str) -> Path:
 
 
 def load_experiments(name_or_path: str, overrides: list[str] = ()) -> list[ExperimentConfig]:
-    """Every experiment a file names (one, or a suite's list), with overrides applied."""
+    """Every experiment a file names (one, or a suite's list), with the user's overrides applied
+    last (after a suite's own)."""
+    return _load_experiments(name_or_path, [], list(overrides))
+
+
+def _load_experiments(name_or_path: str, inherited: list[str], given: list[str]) -> list[ExperimentConfig]:
+    """`inherited`: the overrides of the suites that name this file; `given`: the user's."""
     raw = _read_yaml(experiment_path(name_or_path))
     if "experiments" in raw:
         unknown = set(raw) - {"experiments", "description", "overrides"}
@@ -462,9 +477,9 @@ def load_experiments(name_or_path: str, overrides: list[str] = ()) -> list[Exper
         configs: list[ExperimentConfig] = []
         for member in raw["experiments"] or []:
             name, own = _suite_member(member, name_or_path)
-            configs.extend(load_experiments(name, [*shared, *own, *overrides]))
+            configs.extend(_load_experiments(name, [*inherited, *shared, *own], given))
         return configs
-    return [resolve(raw, overrides, source=name_or_path)]
+    return [resolve(raw, [*inherited, *given], source=name_or_path, given=given)]
 
 
 def _suite_member(member: Any, suite: str) -> tuple[str, list[str]]:
@@ -492,8 +507,17 @@ def load_experiment(name_or_path: str, overrides: list[str] = ()) -> ExperimentC
     return configs[0]
 
 
-def resolve(raw: dict[str, Any], overrides: list[str] = (), source: str = "config") -> ExperimentConfig:
-    """Validate a raw config dict after applying dotted overrides."""
+def resolve(
+    raw: dict[str, Any],
+    overrides: list[str] = (),
+    source: str = "config",
+    given: list[str] | None = None,
+) -> ExperimentConfig:
+    """Validate a raw config dict after applying dotted overrides, then fit it to its data.
+
+    `given` are the overrides the user typed (default: all of them): what the experiment file
+    sets is adapted to the data with a note in `adjustments`, what the user set is refused.
+    """
     tree = copy.deepcopy(raw)
     parsed = [parse_override(item) for item in overrides]
     overridden_model_keys = {path[1] for path, _ in parsed if len(path) > 1 and path[0] == "model"}
@@ -512,9 +536,43 @@ def resolve(raw: dict[str, Any], overrides: list[str] = (), source: str = "confi
                 tree["data"].pop("name", None)
         _set_path(tree, path, value)
     try:
-        return ExperimentConfig.model_validate(tree)
+        config = ExperimentConfig.model_validate(tree)
     except ValidationError as error:
         raise ConfigError(_describe(error, source)) from None
+    overridden = {".".join(path) for path, _ in parsed}
+    typed = overridden if given is None else {".".join(parse_override(item)[0]) for item in given}
+    own_data = config.data.source != "tfds" and bool(overridden & {"data.source", "data.path"})
+    if own_data and "name" not in overridden:
+        # The experiment's name is about its own data: the user's runs get an MLflow experiment
+        # of their own instead of landing among, say, the MNIST-1D runs.
+        config.name = f"{config.architecture}-{config.data.name}"
+    if config.data.task == "forecast":
+        _without_forecast_augmentation(config, typed, source)
+    return config
+
+
+def _without_forecast_augmentation(config: ExperimentConfig, typed: set[str], source: str) -> None:
+    """A forecast reads its windows in time order, which circular shifts and amplitude scaling
+    break: refuse the augmentation the user typed, drop (and note) the experiment file's."""
+    fields = {
+        f"train.{name}": value
+        for name in ("augment_shift", "augment_scale")
+        if (value := getattr(config.train, name))
+    }
+    typed_fields = [f"{key}={value}" for key, value in fields.items() if key in typed]
+    if typed_fields:
+        raise ConfigError(
+            f"{' '.join(typed_fields)}: a forecast (data.task=forecast) reads its windows in time order, "
+            "which circular shifts and amplitude scaling break; allowed: train.augment_shift=0 "
+            "train.augment_scale=0"
+        )
+    if fields:
+        config.train.augment_shift, config.train.augment_scale = 0, 0.0
+        shown = " ".join(f"{key}={value}" for key, value in fields.items())
+        config._adjustments.append(
+            f"dropped {source}'s {shown} (a forecast reads its windows in time order, which circular "
+            "shifts and amplitude scaling break)"
+        )
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

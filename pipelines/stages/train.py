@@ -182,9 +182,13 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
         )
     augment = config.train.augment_shift or config.train.augment_scale
     # Shifting a table's columns around would mix unrelated features; text has no amplitude.
+    # A forecast's windows must keep their time order (the config layer already drops or refuses
+    # this; here for configs built in code).
     unaugmentable = (
-        "a table of CSV features"
-        if dataset.source == "csv" and not dataset.forecast
+        "a forecast's time-ordered windows"
+        if dataset.forecast
+        else "a table of CSV features"
+        if dataset.source == "csv"
         else "text"
         if dataset.spec.input_dtype == "string"
         else None
