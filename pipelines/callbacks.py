@@ -11,6 +11,29 @@ import numpy as np
 from mlflow.entities import Metric
 
 
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch, for output that is not a terminal (a log file, a pipe, CI), where a
+    progress bar's redraws are noise and Keras' `verbose=2` spends two lines on each epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self._epoch_start
+        values = [f"{name}: {_shown(float(value))}" for name, value in (logs or {}).items()]
+        epochs = self.params.get("epochs") if self.params else None
+        print(" - ".join([f"Epoch {epoch + 1}/{epochs or '?'}", f"{seconds:.1f}s", *values]), flush=True)
+
+
+def _shown(value: float) -> str:
+    """A metric as Keras' progress bar shows it: four decimals, or scientific when tiny."""
+    return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.4e}"
+
+
 class MlflowEpochLogger(keras.callbacks.Callback):
     """Logs every epoch's metrics (train and validation) and samples/s to the active run.
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+# The summary tables' column of each task's headline numbers (`_headline`).
+RESULT_COLUMN = "result"
 
 
 class Terminated(KeyboardInterrupt):
@@ -22,8 +28,10 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `deeparch` console script."""
-    # TensorFlow reads this once, when it loads: set it before anything can import it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow reads this once, when it loads: set it before anything can import it. 3 keeps
+    # its C++ ERROR lines out too (e.g. grappler's "remapper failed" while training the GAN):
+    # they are not the user's to act on, and real failures reach Python as exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -180,12 +188,23 @@ def _list(args: argparse.Namespace) -> int:
 def _configs(args: argparse.Namespace):
     from pipelines.config import load_experiments
 
-    return load_experiments(args.experiment, args.overrides)
+    # A TFDS catalog name is checked against the catalog, which imports TensorFlow.
+    with _native_stderr_filtered():
+        configs = load_experiments(args.experiment, args.overrides)
+    _print_adjustments(configs)
+    return configs
+
+
+def _print_adjustments(configs) -> None:
+    """One line for each change made to fit an experiment to its data (once per distinct line)."""
+    lines = dict.fromkeys(f"{config.name}: {note}" for config in configs for note in config.adjustments)
+    for line in lines:
+        print(line)
 
 
 def _prepare(args: argparse.Namespace) -> int:
     configs = _configs(args)
-    _quiet_tensorflow()
+    _quiet_libraries()
     from pipelines import runner, tracking
 
     for config in configs:
@@ -204,7 +223,7 @@ def _train(args: argparse.Namespace) -> int:
     if not args.resume and not args.experiment:
         raise ConfigError("train needs -e EXPERIMENT (or --resume TRAIN_RUN_ID)")
     configs = [] if args.resume else _configs(args)
-    _quiet_tensorflow()
+    _quiet_libraries()
     from pipelines import runner, tracking
 
     if args.resume:
@@ -222,7 +241,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
+    _quiet_libraries()
     from pipelines import runner
 
     result = runner.evaluate(args.run)
@@ -232,7 +251,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
+    _quiet_libraries()
     from pipelines import runner
 
     result = runner.export(args.run, args.out, register=args.register)
@@ -257,15 +276,22 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipelines.progress import Progress
+
+    progress = Progress()  # the time so far counts from here
     configs = _configs(args)
     if args.out is not None and len(configs) > 1:
         from pipelines.config import ConfigError
 
         raise ConfigError(f"--out names one folder but {args.experiment!r} holds {len(configs)} experiments")
-    _quiet_tensorflow()
+    _quiet_libraries()
     from pipelines import runner, tracking
 
-    results = [runner.run_pipeline(config, args.out, force=args.force or ()) for config in configs]
+    progress.total = len(configs)
+    results = []
+    for config in configs:
+        progress.start(config.name)
+        results.append(runner.run_pipeline(config, args.out, force=args.force or (), progress=progress))
     print()
     print(_summary_table(results))
     print()
@@ -280,16 +306,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summary_table(results) -> str:
-    rows = [("run", "architecture", "dataset", "test accuracy", "export path")]
+    rows = [("run", "architecture", "dataset", RESULT_COLUMN, "export path")]
     for result in results:
-        metrics = result.evaluated.metrics
-        shown = _headline(metrics)
         rows.append(
             (
                 result.run_id,
                 result.config.architecture,
                 result.config.data.name,
-                shown,
+                _headline(result.evaluated.metrics),
                 str(result.exported.path),
             )
         )
@@ -302,14 +326,20 @@ def _summary_table(results) -> str:
 
 
 def _headline(metrics: dict[str, float]) -> str:
-    """The one number that says how good a run is, by task."""
+    """The numbers that say how good a run is, by task: accuracy; RMSE beside the naive forecast's;
+    MSE and MAE; a GAN's conditional accuracy and Fréchet ratio (by the evaluator classifier)."""
     if "test_accuracy" in metrics:
-        return f"{metrics['test_accuracy']:.4f}"
-    if "conditional_accuracy" in metrics:
-        return f"{metrics['conditional_accuracy']:.4f} (generated, by the evaluator)"
+        return f"accuracy {metrics['test_accuracy']:.4f}"
     if "frechet_ratio" in metrics:
-        return f"n/a (Fréchet ratio {metrics['frechet_ratio']:.2f})"
-    return f"n/a (mse {metrics.get('test_mse', float('nan')):.4f})"
+        shown = [f"Fréchet ratio {metrics['frechet_ratio']:.2f}"]
+        if "conditional_accuracy" in metrics:
+            shown.insert(0, f"conditional accuracy {metrics['conditional_accuracy']:.4f}")
+        return ", ".join(shown)
+    if "test_naive_rmse" in metrics:
+        return f"RMSE {metrics['test_rmse']:.4g} (naive forecast {metrics['test_naive_rmse']:.4g})"
+    if "test_mse" in metrics:
+        return f"MSE {metrics['test_mse']:.4g}, MAE {metrics['test_mae']:.4g}"
+    return "-"
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -318,8 +348,9 @@ def _sweep(args: argparse.Namespace) -> int:
     plan = plan_sweep(args.experiment, args.overrides, args.random, args.seed)  # validates every config
     if args.random is not None and plan.sample is None:
         print(f"--random {args.random} covers the whole grid of {plan.grid_size} combinations")
+    _print_adjustments([combination.config for combination in plan.combinations])
     print(f"sweep {plan.sweep_hash} of {args.experiment}: {len(plan.combinations)} runs ({plan.describe()})")
-    _quiet_tensorflow()
+    _quiet_libraries()
     from pipelines import compare, sweep, tracking
 
     result = sweep.run_sweep(plan)
@@ -328,7 +359,7 @@ def _sweep(args: argparse.Namespace) -> int:
         for o in result.outcomes
     ]
     print()
-    print(compare.render_table(["combination", "run", "status", "test accuracy"], rows))
+    print(compare.render_table(["combination", "run", "status", RESULT_COLUMN], rows))
     print()
     sweep_run = tracking.get_run(result.run_id)
     print(f"sweep run {result.run_id}: {tracking.run_url(sweep_run)}")
@@ -394,15 +425,49 @@ def _server(args: argparse.Namespace) -> int:
     return server.serve(settings)
 
 
-def _quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ and TFDS progress chatter out of the user's terminal."""
-    import absl.logging
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
+def _quiet_libraries() -> None:
+    """Keep the libraries' chatter out of the user's terminal: TensorFlow's C++ start-up lines,
+    absl and TensorFlow warnings, TFDS progress bars. (MLflow's and Keras' notices are quieted
+    where they arise, in `tracking`.)"""
+    with _native_stderr_filtered():
+        import absl.logging
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
 
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")  # retracing notices from MLflow's input-example predictions
     tfds.disable_progress_bar()
+
+
+# What TensorFlow's C++ code writes while it loads although TF_CPP_MIN_LOG_LEVEL asks for less:
+# absl logs INFO lines before its logging is initialised, and says so.
+_NATIVE_STDERR_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called|[IW]\d{4} "
+    r"|To enable the following instructions: )"
+)
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered() -> Iterator[None]:
+    """Hold what native code writes to stderr (file descriptor 2) inside the block, then pass on
+    all but TensorFlow's start-up INFO and WARNING lines (unless TF_CPP_MIN_LOG_LEVEL=0)."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode(errors="replace").splitlines(keepends=True):
+                if not _NATIVE_STDERR_NOISE.match(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def _is_user_facing(error: Exception) -> bool:

@@ -13,6 +13,7 @@ import mlflow
 from pipelines import cache, distribute, tracking
 from pipelines.config import ConfigError, ExperimentConfig, load_experiment
 from pipelines.data import PreparedDataset, load_dataset, open_dataset
+from pipelines.progress import Progress
 from pipelines.stages.evaluate import evaluate_stage
 from pipelines.stages.export import export_stage
 from pipelines.stages.prepare import prepare_stage
@@ -38,28 +39,41 @@ class PipelineResult:
 
 
 def run_pipeline(
-    config: ExperimentConfig, export_dir: Path | None = None, force: Collection[str] = ()
+    config: ExperimentConfig,
+    export_dir: Path | None = None,
+    force: Collection[str] = (),
+    progress: Progress | None = None,
 ) -> PipelineResult:
     """prepare -> train -> evaluate -> export, each a child run of one `pipeline` run.
 
     A stage whose fingerprint matches a finished run is reused (linked from the parent run by a
-    `reused.<stage>` tag) unless `force` names it (or holds "all").
+    `reused.<stage>` tag) unless `force` names it (or holds "all"). Each stage is announced on
+    `progress`, whose caller has started this experiment (a one-experiment progress by default).
     """
+    if progress is None:
+        progress = Progress()
+        progress.start(config.name)
     forced = _forced_stages(force)
     config, export_dir = _for_this_worker(config, export_dir)
     if config.train.strategy == "multi_worker":
         # Every worker must run the same collective steps: none may skip a stage another runs.
         forced = set(cache.STAGES)
     tracking.configure(config)
+    progress.stage("prepare")  # reading a source the first time is most of preparing it
     dataset = load_dataset(config.data)
     check_config_fits_data(config, dataset)  # before any run starts
     # A GAN's evaluator classifier is a pipeline run of its own, trained (or reused) first.
-    evaluator = _evaluator(config, dataset) if config.architecture == "gan" else None
+    evaluator = None
+    if config.architecture == "gan":
+        progress.stage("evaluator classifier")
+        evaluator = _evaluator(config, dataset)
     with tracking.stage_run(config, "pipeline") as parent:
         prepared = _cached_prepare(config, dataset, forced)
         _link(parent, "prepare", prepared)
+        progress.stage("train")
         trained = _cached_train(config, prepared, forced)
         _link(parent, "train", trained)
+        progress.stage("evaluate")
         evaluated = _cached(
             config,
             "evaluate",
@@ -70,6 +84,7 @@ def run_pipeline(
         )
         _link(parent, "evaluate", evaluated)
         mlflow.log_metrics(evaluated.metrics)
+        progress.stage("export")
         destination = export_destination(config, trained.run_id, export_dir)
         exported = _cached(
             config,

@@ -23,6 +23,7 @@ from mlflow.entities import RunTag
 
 from pipelines import tracking
 from pipelines.config import ConfigError, ExperimentConfig, load_experiment, parse_override
+from pipelines.progress import Progress
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -183,9 +184,9 @@ def run_sweep(plan: SweepPlan) -> SweepResult:
     try:
         with tracking.stage_run(first, SWEEP_STAGE, tags) as sweep_run:
             mlflow.log_dict(_plan_record(plan), "sweep.json")
-            for index, combination in enumerate(plan.combinations, start=1):
-                outcome = _run_combination(plan, combination, sweep_run, f"{index}/{len(plan.combinations)}")
-                outcomes.append(outcome)
+            progress = Progress(total=len(plan.combinations))
+            for combination in plan.combinations:
+                outcomes.append(_run_combination(plan, combination, sweep_run, progress))
             failed = [outcome for outcome in outcomes if outcome.status == "failed"]
             mlflow.log_metrics(
                 {
@@ -340,7 +341,7 @@ def _check_against_data(plan: SweepPlan) -> None:
 
 
 def _run_combination(
-    plan: SweepPlan, combination: Combination, sweep_run: Run, position: str
+    plan: SweepPlan, combination: Combination, sweep_run: Run, progress: Progress
 ) -> SweepOutcome:
     """Skip a combination that finished earlier; otherwise run its pipeline under the sweep run."""
     from pipelines import runner
@@ -349,11 +350,12 @@ def _run_combination(
     finished = finished_pipeline_run(config)
     if finished is not None:
         _tag_member(finished, plan, combination)
+        progress.skip()
         print(f"skipped {combination.label}: finished in run {finished.info.run_id}")
         return SweepOutcome(combination, "skipped", finished.info.run_id, dict(finished.data.metrics))
-    print(f"[{position}] {combination.label}")
+    progress.start(config.name, combination.label)
     try:
-        result = runner.run_pipeline(config)
+        result = runner.run_pipeline(config, progress=progress)
     except Exception as error:  # noqa: BLE001 - one failed combination must not stop the others
         _end_runs_above(sweep_run)
         failed = _newest_child(sweep_run, config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import logging
 import os
 import subprocess
 import tempfile
@@ -68,8 +69,9 @@ def configure(config: ExperimentConfig | None = None) -> str:
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
         # Several processes opening a new store at once would all create its tables.
-        with open(store / ".deeparch.lock", "w") as lock:
+        with open(store / ".deeparch.lock", "w") as lock, _quieter("mlflow.store.db.utils"):
             fcntl.flock(lock, fcntl.LOCK_EX)
+            # Creates the tables of a new store, which MLflow announces at INFO level.
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
     if is_tracking_server(uri):
         # A server that refuses our login says so here, before any run starts.
@@ -229,12 +231,22 @@ def param_value(value: Any, limit: int = PARAM_VALUE_LIMIT) -> str:
 
 def log_keras_model(model: keras.Model, input_example: Any) -> str:
     """Log a Keras model with signature and input example to the active run; return its URI."""
-    info = mlflow.tensorflow.log_model(
-        model,
-        name=MODEL_NAME,
-        input_example=input_example,
-        pip_requirements=_pinned_requirements(),
-    )
+    import keras
+
+    # MLflow predicts on the input example (for the signature, then to check serving) with Keras'
+    # default progress bar; without interactive logging Keras sends those bars to absl instead.
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        info = mlflow.tensorflow.log_model(
+            model,
+            name=MODEL_NAME,
+            input_example=input_example,
+            pip_requirements=_pinned_requirements(),
+        )
+    finally:
+        if interactive:
+            keras.config.enable_interactive_logging()
     return info.model_uri
 
 
@@ -370,6 +382,18 @@ def git_commit() -> str:
         return result.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+@contextlib.contextmanager
+def _quieter(logger_name: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise a logger's level inside the block (MLflow's INFO notices are not the user's news)."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(max(level, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _local_store_dir(uri: str) -> Path | None:

@@ -98,7 +98,7 @@ def test_grid_sweep_nests_one_pipeline_run_per_combination_under_one_sweep_run(s
         ]
         assert run.info.run_id in output
     assert len({run.data.tags["config_hash"] for run in pipelines}) == 4
-    assert "test accuracy" in output and f"deeparch compare --sweep {sweep.info.run_id}" in output
+    assert "accuracy 0." in output and f"deeparch compare --sweep {sweep.info.run_id}" in output
 
 
 def test_interrupted_sweep_resumes_with_only_the_unfinished_combinations(store, cli):

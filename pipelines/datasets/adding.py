@@ -15,6 +15,8 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from pipelines.datasets.embedded import EmbeddedBuilder
+
 _CITATION = """@article{hochreiter1997long,
   author = {Hochreiter, Sepp and Schmidhuber, J{\\"u}rgen},
   title = {Long Short-Term Memory},
@@ -46,7 +48,7 @@ def _config_of_length(sequence_length: int) -> AddingConfig:
     )
 
 
-class Adding(tfds.core.GeneratorBasedBuilder):
+class Adding(EmbeddedBuilder):
     """10,000 train / 1,000 validation / 1,000 test sequences of (value, marker), target the marked sum."""
 
     VERSION = tfds.core.Version("1.0.0")

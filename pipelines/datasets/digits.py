@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
+from pipelines.datasets.embedded import EmbeddedBuilder
+
 _CITATION = """@misc{alpaydin1998optical,
   author = {Alpaydin, E. and Kaynak, C.},
   title = {Optical Recognition of Handwritten Digits},
@@ -17,7 +19,7 @@ SPLIT_SEED = 20240101
 SPLIT_FRACTIONS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 
 
-class Digits(tfds.core.GeneratorBasedBuilder):
+class Digits(EmbeddedBuilder):
     """1,797 grey 8x8 digits (values 0-16 scaled to 0-255), 10 classes, fixed seeded splits."""
 
     VERSION = tfds.core.Version("1.0.0")

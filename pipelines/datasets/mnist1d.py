@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
+from pipelines.datasets.embedded import EmbeddedBuilder
+
 _CITATION = """@inproceedings{greydanus2024scaling,
   title = {Scaling down Deep Learning with {MNIST}-{1D}},
   author = {Greydanus, Sam and Kobak, Dmitry},
@@ -13,7 +15,7 @@ _CITATION = """@inproceedings{greydanus2024scaling,
 }"""
 
 
-class Mnist1d(tfds.core.GeneratorBasedBuilder):
+class Mnist1d(EmbeddedBuilder):
     """The published MNIST-1D: 4,000 train / 1,000 test sequences of length 40, 10 classes."""
 
     VERSION = tfds.core.Version("1.0.0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import sys
 import time
 
 import keras
@@ -14,6 +15,7 @@ import models
 from pipelines import distribute, plots, tracking
 from pipelines.callbacks import (
     CheckpointEvery,
+    EpochLine,
     GeneratedSamplesLogger,
     GradientFlowProbe,
     MlflowEpochLogger,
@@ -91,6 +93,10 @@ def train_stage(
         )
         logger = MlflowEpochLogger(samples_per_epoch=len(train_split), logged_steps=logged_steps)
         callbacks = [keras.callbacks.TerminateOnNaN(), logger]
+        # A progress bar where a person watches a terminal; one line per epoch anywhere else.
+        interactive = sys.stdout.isatty()
+        if not interactive:
+            callbacks.append(EpochLine())
         if generative and config.train.sample_every:
             callbacks.append(
                 GeneratedSamplesLogger(config.train.sample_every, dataset.class_names, seed=config.seed)
@@ -126,7 +132,7 @@ def train_stage(
                 # A dataset each worker reads only part of repeats: the epoch is counted in steps.
                 steps_per_epoch=steps_per_epoch if reads_own_files(train_split, workers) else None,
                 shuffle=False,  # the tf.data pipeline shuffles, seeded
-                verbose=2,
+                verbose=1 if interactive else 0,
             ).history
         seconds = time.perf_counter() - started
         _check_finite(history, ("d_loss", "g_loss") if generative else ("loss",))
