@@ -47,8 +47,10 @@ def run_pipeline(
     """prepare -> train -> evaluate -> export, each a child run of one `pipeline` run.
 
     A stage whose fingerprint matches a finished run is reused (linked from the parent run by a
-    `reused.<stage>` tag) unless `force` names it (or holds "all"). Each stage is announced on
-    `progress`, whose caller has started this experiment (a one-experiment progress by default).
+    `reused.<stage>` tag) unless `force` names it (or holds "all"). The parent run logs the
+    config's params and the evaluation's metrics, so the runs table compares pipeline runs.
+    Each stage is announced on `progress`, whose caller has started this experiment (a
+    one-experiment progress by default).
     """
     if progress is None:
         progress = Progress()
@@ -68,6 +70,7 @@ def run_pipeline(
         progress.stage("evaluator classifier")
         evaluator = _evaluator(config, dataset)
     with tracking.stage_run(config, "pipeline") as parent:
+        tracking.log_params(config.flat_params())
         prepared = _cached_prepare(config, dataset, forced)
         _link(parent, "prepare", prepared)
         progress.stage("train")

@@ -1,0 +1,210 @@
+"""A newcomer's first hour: output a person can follow, a headline per task, own data that lands in
+its own MLflow experiment without augmentation that breaks a forecast, pipeline runs that carry
+their config."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.config import load_experiment
+from pipelines.gan_scores import frechet_distance
+
+from .conftest import TINY, all_runs
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+ELAPSED = r"\(\d+:\d\d\)"
+# Every line a default `deeparch run` may print: ours, never a library's.
+OWN_LINES = [
+    rf"\[\d+/\d+\] [\w.-]+( · [a-z ]+)? {ELAPSED}",  # an experiment or a stage starts
+    r"Epoch \d+/\d+ - \d+\.\ds( - \w+: -?[\d.e+-]+)*",  # one line per epoch
+    r"reused \w+ from run [0-9a-f]{32}",
+    r"",
+    r"run +architecture +dataset +result +export path",
+    r"[- ]+",
+    r"[0-9a-f]{32} +\w+ +\w+ +accuracy [01]\.\d{4} +\S+",
+    r"Runs in the MLflow UI \(start it with `deeparch ui`, or `mlflow ui .*`\):",
+    r"  http://127\.0\.0\.1:5000/#/experiments/\d+/runs",
+]
+
+
+def _series_csv(path: Path, rows: int = 160) -> Path:
+    """A noisy sine wave with a time column: something to forecast."""
+    time = np.arange(rows)
+    noise = np.random.default_rng(0).normal(0.0, 0.2, rows)
+    pd.DataFrame({"time": time, "value": 50 + 5 * np.sin(time / 6) + noise}).to_csv(path, index=False)
+    return path
+
+
+FORECAST = ["data.source=csv", "data.target=value", "data.task=forecast", "data.window=12"]
+SMALL_RECURRENT = ["model.units=[8]", "model.bidirectional=false", "train.epochs=1", "train.batch_size=16"]
+
+
+def _by_stage(uri: str) -> dict[str, mlflow.entities.Run]:
+    return {run.data.tags["stage"]: run for run in all_runs(uri)}
+
+
+def test_a_default_run_prints_progress_epoch_lines_and_the_summary_and_nothing_from_libraries(tmp_path):
+    suite = tmp_path / "two.yaml"
+    suite.write_text(
+        "experiments: [mlp-digits, {experiment: mlp-digits, overrides: ['model.units=[16]']}]\n"
+        f"overrides: {TINY + ['train.epochs=2']}\n"
+    )
+    # A fresh TFDS folder and store, as on a new machine, and TensorFlow's logging as the CLI sets it.
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(
+        TFDS_DATA_DIR=str(tmp_path / "tfds"),
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+        PYTHONPATH=str(REPOSITORY),
+    )
+    (tmp_path / "mlruns").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "-e", str(suite)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    foreign = [line for line in lines if not any(re.fullmatch(own, line) for own in OWN_LINES)]
+    assert foreign == []
+    announced = [re.sub(rf" {ELAPSED}$", "", line) for line in lines if line.startswith("[")]
+    assert announced == [
+        f"[{position}/2] mlp-digits{stage}"
+        for position in (1, 2)
+        for stage in ("", " · prepare", " · train", " · evaluate", " · export")
+    ]
+    assert sum(line.startswith("Epoch ") for line in lines) == 4, "one line per epoch, two epochs each"
+
+
+def test_frechet_distance_of_rank_deficient_covariances_is_exact_and_warns_nothing():
+    # Dead units (constant features) and fewer samples than features make both covariances
+    # singular. With a = (x, 0, 0) and b = (2x, 0, 0): d² = mean(x)² + var(x) (1 + 4 - 2·2).
+    x = np.random.default_rng(0).normal(0.5, 1.0, (50, 1))
+    dead = np.zeros((50, 2))
+    wide = np.random.default_rng(1).normal(size=(5, 20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        distance = frechet_distance(np.hstack([x, dead]), np.hstack([2 * x, dead]))
+        wide_distance = frechet_distance(wide, wide[::-1] + 1.0)
+    assert distance == pytest.approx(x.mean() ** 2 + x.var(ddof=1), rel=1e-9)
+    assert np.isfinite(wide_distance) and wide_distance == pytest.approx(20.0, rel=1e-6)
+
+
+def test_a_shipped_experiment_pointed_at_a_forecast_drops_its_augmentation_and_says_so(store, cli, tmp_path):
+    path = _series_csv(tmp_path / "sales.csv")
+    status, output, error = cli("run", "-e", "lstm-mnist1d", *FORECAST, f"data.path={path}", *SMALL_RECURRENT)
+    assert status == 0, error
+    notes = [line for line in output.splitlines() if "augment" in line]
+    assert notes == [
+        "lstm-sales: dropped lstm-mnist1d's train.augment_shift=5 train.augment_scale=0.1 (a forecast "
+        "reads its windows in time order, which circular shifts and amplitude scaling break)"
+    ]
+    train = _by_stage(store)["train"]
+    assert (train.data.params["train.augment_shift"], train.data.params["train.augment_scale"]) == (
+        "0",
+        "0.0",
+    )
+    evaluate = _by_stage(store)["evaluate"].data.metrics
+    headline = f"RMSE {evaluate['test_rmse']:.4g} (naive forecast {evaluate['test_naive_rmse']:.4g})"
+    assert headline in output
+
+
+def test_augmentation_typed_for_a_forecast_is_refused_naming_the_fields(store, cli, tmp_path):
+    path = _series_csv(tmp_path / "sales.csv")
+    typed = ["train.augment_shift=3", "train.augment_scale=0.2"]
+    status, _, error = cli("run", "-e", "lstm-mnist1d", *FORECAST, f"data.path={path}", *typed)
+    assert status == 2
+    assert "train.augment_shift=3 train.augment_scale=0.2: a forecast" in error
+    assert "allowed: train.augment_shift=0 train.augment_scale=0" in error
+    assert "Traceback" not in error and all_runs(store) == []
+
+
+def test_own_data_runs_land_in_an_experiment_named_after_the_architecture_and_the_data(store, cli, tmp_path):
+    path = tmp_path / "prices.csv"
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(10.0, 2.0, 90), rng.normal(-2.0, 1.0, 90)
+    pd.DataFrame({"a": a, "b": b, "value": 3 * a - b + rng.normal(0, 0.1, 90)}).to_csv(path, index=False)
+    status, output, error = cli(
+        "run", "-e", "mlp-digits", "data.source=csv", f"data.path={path}", "data.target=value", *TINY
+    )
+    assert status == 0, error
+    client = mlflow.MlflowClient(store)
+    assert client.get_experiment_by_name("mlp-digits") is None
+    experiment = client.get_experiment_by_name("mlp-prices")
+    names = {run.info.run_name for run in client.search_runs([experiment.experiment_id])}
+    assert names == {
+        "mlp-prices",
+        *(f"mlp-prices/{stage}" for stage in ("prepare", "train", "evaluate", "export")),
+    }
+    # A regression's headline is its MSE and MAE.
+    metrics = _by_stage(store)["evaluate"].data.metrics
+    assert f"MSE {metrics['test_mse']:.4g}, MAE {metrics['test_mae']:.4g}" in output
+
+
+def test_a_name_given_on_the_command_line_names_the_own_data_experiment(tmp_path):
+    path = _series_csv(tmp_path / "sales.csv")
+    overrides = [*FORECAST, f"data.path={path}"]
+    assert load_experiment("lstm-mnist1d", overrides).name == "lstm-sales"
+    assert load_experiment("lstm-mnist1d", [*overrides, "name=sales-v2"]).name == "sales-v2"
+    assert load_experiment("lstm-mnist1d").name == "lstm-mnist1d", "the shipped data keeps the shipped name"
+
+
+def test_the_pipeline_run_carries_the_config_params_and_the_headline_metrics(store, cli):
+    overrides = [*TINY, "model.units=[16]"]
+    status, _, error = cli("run", "-e", "mlp-digits", *overrides)
+    assert status == 0, error
+    runs = _by_stage(store)
+    pipeline, train = runs["pipeline"], runs["train"]
+    assert pipeline.data.params == load_experiment("mlp-digits", overrides).flat_params()
+    assert pipeline.data.params == {key: train.data.params[key] for key in pipeline.data.params}
+    assert pipeline.data.params["model.units"] == "[16]"
+    assert {"test_accuracy", "test_macro_f1"} <= set(pipeline.data.metrics)
+
+
+TINY_EVALUATOR = """
+name: tiny-evaluator
+data: {name: digits}
+model: {architecture: cnn, filters: [8], dense_units: [16]}
+train: {epochs: 1, batch_size: 32}
+"""
+
+
+def test_a_gan_headline_is_its_conditional_accuracy_and_frechet_ratio_without_scipy_warnings(
+    store, cli, tmp_path
+):
+    import scipy.linalg
+
+    evaluator = tmp_path / "tiny-evaluator.yaml"
+    evaluator.write_text(TINY_EVALUATOR)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, output, error = cli(
+            "run",
+            "-e",
+            "gan-digits",
+            *TINY,
+            "evaluate.generated_samples=64",
+            f"evaluate.evaluator={evaluator}",
+        )
+    assert status == 0, error
+    assert not [w for w in caught if issubclass(w.category, scipy.linalg.LinAlgWarning)]
+    gan = next(
+        run
+        for run in all_runs(store)
+        if run.data.tags.get("stage") == "evaluate" and run.data.tags["architecture"] == "gan"
+    )
+    accuracy, ratio = gan.data.metrics["conditional_accuracy"], gan.data.metrics["frechet_ratio"]
+    assert f"conditional accuracy {accuracy:.4f}, Fréchet ratio {ratio:.2f}" in output
