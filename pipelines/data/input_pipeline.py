@@ -12,14 +12,18 @@ from pipelines.data.source import Split
 if TYPE_CHECKING:
     import tensorflow as tf
 
-# `data.cache: auto` keeps a split in memory (in its stored dtypes) when it is at most this big:
-# digits and MNIST-1D train from memory; a photo folder streams, its memory flat as it grows
-# (streaming its stored pixels costs a parse per epoch, little beside training).
+# `data.cache: auto` keeps a split in memory (in its stored dtypes) when it takes at most this
+# much there: digits and MNIST-1D train from memory; a photo folder or a large table streams,
+# its memory flat as it grows (streaming stored examples costs a parse per epoch, little beside
+# training).
 MEMORY_CACHE_BYTES = 256 << 20
 # A streamed split shuffles within a buffer of about this many bytes of examples (at least
 # SHUFFLE_MIN_EXAMPLES), after its shard order is shuffled.
-SHUFFLE_BUFFER_BYTES = 128 << 20
+SHUFFLE_BUFFER_BYTES = 64 << 20
 SHUFFLE_MIN_EXAMPLES = 1024
+# What tf.data holds per example beside its bytes (two tensors and their buffers): it dominates
+# for small examples, e.g. a row of 20 floats (80 bytes).
+ELEMENT_OVERHEAD_BYTES = 512
 
 
 def as_tf_dataset(
@@ -82,12 +86,14 @@ def as_tf_dataset(
 
 def is_cached(split: PreparedSplit, cache: str) -> bool:
     """Whether `data.cache` keeps this split in memory after its first epoch."""
-    return cache == "memory" or (cache == "auto" and split.nbytes <= MEMORY_CACHE_BYTES)
+    in_memory = split.nbytes + split.size * ELEMENT_OVERHEAD_BYTES
+    return cache == "memory" or (cache == "auto" and in_memory <= MEMORY_CACHE_BYTES)
 
 
 def shuffle_buffer_examples(split: PreparedSplit) -> int:
     """Examples a streamed split shuffles within."""
-    return min(split.size, max(SHUFFLE_MIN_EXAMPLES, SHUFFLE_BUFFER_BYTES // split.example_bytes))
+    per_example = split.example_bytes + ELEMENT_OVERHEAD_BYTES
+    return min(split.size, max(SHUFFLE_MIN_EXAMPLES, SHUFFLE_BUFFER_BYTES // per_example))
 
 
 def reads_own_files(split: PreparedSplit | Split, workers: int) -> bool:
