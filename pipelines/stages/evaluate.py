@@ -18,7 +18,8 @@ from pipelines.stages.results import EvaluateResult, TrainResult
 FEATURE_LAYER = "probabilities"  # the evaluator's head: its input is the feature vector
 # Real examples a generator's samples are compared with (features of each are held in memory).
 GAN_REAL_EXAMPLES = 10_000
-FORECAST_PLOT_WINDOWS = 200  # the forecast plot shows the first test windows
+FORECAST_PLOT_WINDOWS = 200
+EVALUATE_BATCH_SIZE = 256  # the forecast plot shows the first test windows
 
 
 def evaluate_stage(
@@ -66,7 +67,9 @@ def _test_batches(
     model: keras.Model, dataset: PreparedDataset, config: ExperimentConfig
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs, targets, predictions) of each test batch, streamed from the prepared shards."""
-    for x, y in as_tf_dataset(dataset.splits["test"], config.train.batch_size, cache="none"):
+    # Inference batches may be larger than training's: fewer Python round trips, same outputs.
+    batch_size = max(config.train.batch_size, EVALUATE_BATCH_SIZE)
+    for x, y in as_tf_dataset(dataset.splits["test"], batch_size, cache="none"):
         yield x.numpy(), y.numpy(), np.asarray(model.predict_on_batch(x))
 
 
