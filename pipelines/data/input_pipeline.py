@@ -24,6 +24,7 @@ SHUFFLE_MIN_EXAMPLES = 1024
 # What tf.data holds per example beside its bytes (two tensors and their buffers): it dominates
 # for small examples, e.g. a row of 20 floats (80 bytes).
 ELEMENT_OVERHEAD_BYTES = 512
+PREFETCH_BATCHES = 2
 
 
 def as_tf_dataset(
@@ -68,14 +69,14 @@ def as_tf_dataset(
         # Workers' shard files hold unequal shares; each loops over its own, and `fit` counts the
         # steps of an epoch (`steps_per_epoch`), so that every worker runs the same steps.
         examples = examples.repeat()
-    batches = examples.batch(batch_size).map(
-        model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+    batches = examples.batch(batch_size).map(model_inputs)
     numeric = batches.element_spec[0].dtype.is_floating
     if shuffle and train and (train.augment_shift or train.augment_scale) and numeric:
         rank = len(batches.element_spec[0].shape)
         batches = batches.map(_augmenter(train.augment_shift, train.augment_scale, seed, rank))
-    batches = batches.prefetch(tf.data.AUTOTUNE)
+    # Two batches ahead keep the model fed (parsing runs in parallel upstream); an autotuned
+    # buffer may grow to many batches, which for large images is hundreds of MB.
+    batches = batches.prefetch(PREFETCH_BATCHES)
     if workers > 1:
         policy = tf.data.experimental.AutoShardPolicy
         options = tf.data.Options()

@@ -19,7 +19,8 @@ FEATURE_LAYER = "probabilities"  # the evaluator's head: its input is the featur
 # Real examples a generator's samples are compared with (features of each are held in memory).
 GAN_REAL_EXAMPLES = 10_000
 FORECAST_PLOT_WINDOWS = 200
-EVALUATE_BATCH_SIZE = 256  # the forecast plot shows the first test windows
+EVALUATE_BATCH_SIZE = 256
+EVALUATE_BATCH_BYTES = 16 << 20  # the forecast plot shows the first test windows
 
 
 def evaluate_stage(
@@ -67,8 +68,10 @@ def _test_batches(
     model: keras.Model, dataset: PreparedDataset, config: ExperimentConfig
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs, targets, predictions) of each test batch, streamed from the prepared shards."""
-    # Inference batches may be larger than training's: fewer Python round trips, same outputs.
-    batch_size = max(config.train.batch_size, EVALUATE_BATCH_SIZE)
+    # Inference batches of up to EVALUATE_BATCH_SIZE examples (fewer Python round trips than
+    # training's batches, same outputs), but of about EVALUATE_BATCH_BYTES at most as model inputs.
+    input_bytes = 4 * int(np.prod(dataset.spec.input_shape))
+    batch_size = max(1, min(EVALUATE_BATCH_SIZE, EVALUATE_BATCH_BYTES // max(1, input_bytes)))
     for x, y in as_tf_dataset(dataset.splits["test"], batch_size, cache="none"):
         yield x.numpy(), y.numpy(), np.asarray(model.predict_on_batch(x))
 
