@@ -39,7 +39,7 @@ def test_shipped_recurrent_experiment_runs_prepare_to_export(store, cli, archite
     assert runs["export"][0].data.metrics["parity_max_abs_diff"] <= 1e-5
     evaluated = runs["evaluate"][0].data.metrics
     if dataset == "adding":
-        assert {"test_mse", "test_baseline_mse"} <= set(evaluated) and "mse" in output
+        assert {"test_mse", "test_baseline_mse"} <= set(evaluated) and "MSE " in output
     else:
         assert "test_accuracy" in evaluated
 
