@@ -72,8 +72,13 @@ def _test_batches(
     # training's batches, same outputs), but of about EVALUATE_BATCH_BYTES at most as model inputs.
     input_bytes = 4 * int(np.prod(dataset.spec.input_shape))
     batch_size = max(1, min(EVALUATE_BATCH_SIZE, EVALUATE_BATCH_BYTES // max(1, input_bytes)))
+    import tensorflow as tf
+
+    # One compiled call per batch; `predict_on_batch` would hand a tf.distribute strategy's
+    # replicas each the whole batch and return every replica's outputs.
+    infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     for x, y in as_tf_dataset(dataset.splits["test"], batch_size, cache="none"):
-        yield x.numpy(), y.numpy(), np.asarray(model.predict_on_batch(x))
+        yield x.numpy(), y.numpy(), np.asarray(infer(x))
 
 
 def _generation_report(
