@@ -248,7 +248,8 @@ def stage_times(uri: str) -> dict[str, float]:
         if stage == "prepare":
             # The shards are written before the prepare run opens (a bad file must stop the
             # pipeline before any run exists); the run records how long that took.
-            times["prepare_stage_seconds"] += run.data.metrics.get("materialise_seconds", 0.0)
+            times["materialise_seconds"] = run.data.metrics.get("materialise_seconds", 0.0)
+            times["prepare_stage_seconds"] += times["materialise_seconds"]
         if stage == "train":
             times["train_seconds"] = run.data.metrics["train_seconds"]
     return times
@@ -345,12 +346,20 @@ def size_table(row: dict) -> str:
     train_ratio = pipeline["train_seconds"] / fit["seconds"]
     lines = [
         {
-            "measure": "prepare / one plain read pass, s",
+            "measure": "prepare stage (shards + MLflow logging) / one plain read pass, s",
             "deeparch": f"{pipeline['prepare_stage_seconds']:.1f}",
             "plain": f"{read['seconds']:.1f}",
             "ratio": f"{prepare_ratio:.2f}",
             "target": f"<= {PREPARE_TARGET}",
             "verdict": verdict(prepare_ratio, PREPARE_TARGET),
+        },
+        {
+            "measure": "of which reading the folder and writing the shards, s",
+            "deeparch": f"{pipeline.get('materialise_seconds', 0.0):.1f}",
+            "plain": f"{read['seconds']:.1f}",
+            "ratio": f"{pipeline.get('materialise_seconds', 0.0) / read['seconds']:.2f}",
+            "target": "",
+            "verdict": "",
         },
         {
             "measure": "train epoch (fit), s",
