@@ -225,6 +225,14 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) 
     return seconds, peak
 
 
+def warm_page_cache(folder: Path) -> None:
+    """Read every file once, so that neither side pays for reading the disk cold (whichever runs
+    first would, and deeparch runs first)."""
+    for file in folder.rglob("*"):
+        if file.is_file():
+            file.read_bytes()
+
+
 def fresh_store(scratch: Path, label: str) -> tuple[Path, dict[str, str]]:
     """An empty folder with an sqlite MLflow store, and the environment that points at it."""
     store = scratch / f"store-{label}"
@@ -406,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for count in [] if arguments.skip_images else arguments.sizes:
         folder = image_folder(workdir, count)
+        warm_page_cache(folder)
         load = describe_load()
         pipeline = measure_pipeline(
             f"images-{count}", "cnn-images", [f"data.path={folder}", "train.epochs=1"], scratch
