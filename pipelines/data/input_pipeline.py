@@ -69,14 +69,16 @@ def as_tf_dataset(
         # Workers' shard files hold unequal shares; each loops over its own, and `fit` counts the
         # steps of an epoch (`steps_per_epoch`), so that every worker runs the same steps.
         examples = examples.repeat()
-    batches = examples.batch(batch_size).map(model_inputs)
+    batches = examples.batch(batch_size)
+    if batches.element_spec[0].dtype == tf.uint8:  # other dtypes are model inputs as stored
+        batches = batches.map(model_inputs)
     numeric = batches.element_spec[0].dtype.is_floating
     if shuffle and train and (train.augment_shift or train.augment_scale) and numeric:
         rank = len(batches.element_spec[0].shape)
         batches = batches.map(_augmenter(train.augment_shift, train.augment_scale, seed, rank))
-    # Two batches ahead keep the model fed (parsing runs in parallel upstream); an autotuned
-    # buffer may grow to many batches, which for large images is hundreds of MB.
-    batches = batches.prefetch(PREFETCH_BATCHES)
+    # A streamed split prefetches two batches (parsing runs in parallel upstream): an autotuned
+    # buffer may grow to many batches, hundreds of MB of large images. A cached one is small.
+    batches = batches.prefetch(tf.data.AUTOTUNE if cached else PREFETCH_BATCHES)
     if workers > 1:
         policy = tf.data.experimental.AutoShardPolicy
         options = tf.data.Options()
