@@ -76,7 +76,7 @@ def read_tfds(config: DataConfig) -> SourceData:
     own_validation = "validation" in info.splits
     label_feature = info.features[info.supervised_keys[1]]
     num_classes = getattr(label_feature, "num_classes", None)
-    input_spec = load("train", download=False).element_spec[0]
+    input_spec, target_spec = load("train", download=False).element_spec
     shape = tuple(input_spec.shape)
     resize = len(shape) == 3 and None in shape[:2]  # photos of many sizes: resized to data.image_size
     if resize:
@@ -118,7 +118,7 @@ def read_tfds(config: DataConfig) -> SourceData:
         task="classification" if num_classes else "regression",
         element_shape=shape,
         stored_dtype=stored,
-        target_shape=tuple(load("train", download=False).element_spec[1].shape),
+        target_shape=tuple(target_spec.shape),
         chunks=chunks,
         class_names=list(getattr(label_feature, "names", []) or [])
         or [str(label) for label in range(num_classes or 0)],
