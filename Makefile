@@ -18,8 +18,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/deeparch run -e default
 
+# Both cores: pytest-xdist spreads the tests over one worker per CPU; a module whose fixture is
+# built once (marked `xdist_group`) stays on one worker.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadgroup
 
 # Exit status 5 means "no test collected": not a failure while there are no slow tests.
 test-slow: install

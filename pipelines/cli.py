@@ -300,6 +300,9 @@ def _run(args: argparse.Namespace) -> int:
         print("Runs in the tracking server's UI:")
     else:
         print(f"Runs in the MLflow UI (start it with `deeparch ui`, or `{' '.join(tracking.ui_command())}`):")
+    if len(experiments) > 1:
+        side_by_side = tracking.compare_experiments_url(experiments)
+        print(f"  all {len(experiments)} experiments, pipeline runs only: {side_by_side}")
     for experiment in experiments:
         print(f"  {tracking.experiment_url(experiment)}")
     return 0

@@ -191,13 +191,21 @@ def render_table(header: list[str], rows: list[list[str]], output_format: str = 
 
 
 def ui_links(comparison: Comparison, output_format: str = "table") -> str:
-    """How to open the same runs in the MLflow UI: the experiment's runs table and each run."""
+    """How to open the same runs in the MLflow UI: every experiment's pipeline runs in one table
+    (when the runs span several experiments, as a suite's do), each experiment's runs table and
+    each run."""
     experiments = [tracking.experiment_url(experiment_id) for experiment_id in comparison.experiment_ids]
     start = f"start it with `deeparch ui`, or `{' '.join(tracking.ui_command())}`"
     if output_format == "markdown":
         links = ", ".join(f"[runs table]({url})" for url in experiments)
+        if len(comparison.experiment_ids) > 1:
+            side_by_side = tracking.compare_experiments_url(comparison.experiment_ids)
+            links = f"[all {len(experiments)} experiments side by side]({side_by_side}), {links}"
         return f"Open these runs in the MLflow UI ({start}): {links}; each run id above links to its run."
     lines = [f"Open these runs in the MLflow UI ({start}):"]
+    if len(comparison.experiment_ids) > 1:
+        side_by_side = tracking.compare_experiments_url(comparison.experiment_ids)
+        lines.append(f"  all {len(experiments)} experiments, pipeline runs only: {side_by_side}")
     lines += [f"  experiment: {url}" for url in experiments]
     lines += [f"  {row.run_id}: {tracking.run_url(row.run)}" for row in comparison.rows]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import json
 import logging
 import os
 import subprocess
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import mlflow
 from mlflow.entities import RunStatus
@@ -340,6 +342,17 @@ def experiment_url(experiment: str, ui_base: str | None = None) -> str:
     """Link to an experiment's training-runs table (MLflow 3 otherwise opens a GenAI page)."""
     base = ui_base or ui_base_url()
     return f"{base}/#/experiments/{experiment}/runs"
+
+
+def compare_experiments_url(
+    experiments: list[str], stage: str = "pipeline", ui_base: str | None = None
+) -> str:
+    """Link to the UI's cross-experiment runs table of `experiments`, showing only runs tagged
+    `stage` (the pipeline runs, whose rows carry each run's config params and headline metrics)."""
+    base = ui_base or ui_base_url()
+    ids = quote(json.dumps(sorted(experiments), separators=(",", ":")), safe="")
+    search = quote(f'tags.stage = "{stage}"', safe="")
+    return f"{base}/#/compare-experiments/s?experiments={ids}&searchFilter={search}"
 
 
 def ui_base_url() -> str:

@@ -1,27 +1,49 @@
-"""Shared fixtures: a TFDS data dir per session and an MLflow sqlite store per test."""
+"""Shared fixtures: a TFDS data dir per test process and an MLflow sqlite store per test."""
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
-# Embedded datasets are generated once per session, in a folder of their own; TFDS reads this
-# variable when it is imported, so it is set before any test module imports it.
+# Embedded datasets are generated once per test process, in a folder of their own; TFDS reads
+# this variable when it is imported, so it is set before any test module imports it. Each
+# pytest-xdist worker gets its own folder: two workers generating one dataset in the same folder
+# would race for its final name.
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="deeparch-tfds-"))
-os.environ.setdefault("TFDS_DATA_DIR", str(_DATA_DIR))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["TFDS_DATA_DIR"] = str(_DATA_DIR)
+else:
+    os.environ.setdefault("TFDS_DATA_DIR", str(_DATA_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TINY = ["data.max_examples=200", "train.epochs=1", "train.batch_size=32"]
 
 
+@functools.cache
+def _empty_store_database() -> Path:
+    """An MLflow sqlite database with its tables created, once per test process: creating them
+    (MLflow's schema migrations) takes seconds, copying the file milliseconds."""
+    import mlflow
+
+    path = Path(tempfile.mkdtemp(prefix="deeparch-store-")) / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh sqlite MLflow store in tmp_path, used through MLFLOW_TRACKING_URI; cwd is tmp_path."""
+    """A fresh sqlite MLflow store in tmp_path, used through MLFLOW_TRACKING_URI; cwd is tmp_path.
+
+    The database is a copy of an empty one whose tables already exist; everything else (the
+    experiments, runs and artifacts) is created by the code under test, as on a user's machine."""
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     (tmp_path / "mlruns").mkdir()
+    shutil.copyfile(_empty_store_database(), tmp_path / "mlruns" / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     import mlflow

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 import mlflow
 import pytest
@@ -13,7 +15,11 @@ from pipelines.compare import higher_is_better
 
 from .conftest import TINY, all_runs
 
+# One pytest-xdist worker runs the whole module: its store is built once for the module.
+pytestmark = pytest.mark.xdist_group("compare")
+
 TWO_EPOCHS = [*TINY, "train.epochs=2"]
+NARROW = "mlp-digits-narrow"
 
 
 @dataclass
@@ -42,8 +48,13 @@ def runs(tmp_path_factory):
         mlflow.set_tracking_uri(uri)
         assert main(["sweep", "-e", "mlp-digits", *TWO_EPOCHS, "train.learning_rate=1e-3,1e-2"]) == 0
         assert main(["run", "-e", "mlp-digits", *TWO_EPOCHS, "model.units=[16]"]) == 0
+        # A second MLflow experiment, for comparing a suite that spans two.
+        assert main(["run", "-e", "mlp-digits", *TWO_EPOCHS, f"name={NARROW}", "model.units=[8]"]) == 0
         by_stage: dict[str, list] = {}
+        narrow = mlflow.MlflowClient(uri).get_experiment_by_name(NARROW).experiment_id
         for run in all_runs(uri):
+            if run.info.experiment_id == narrow:
+                continue
             by_stage.setdefault(run.data.tags.get("stage"), []).append(run)
         (sweep,) = by_stage["sweep"]
         in_sweep = {r.info.run_id for r in by_stage["pipeline"] if "sweep_hash" in r.data.tags}
@@ -107,6 +118,27 @@ def test_compare_shows_each_finished_run_once_with_only_the_differing_params(run
     for row in rows:
         assert f"#/experiments/{experiment_id}/runs/{row['run']}" in output
     assert runs.failed_pipeline not in output
+
+
+def test_compare_of_a_suite_links_its_experiments_pipeline_runs_side_by_side(runs, cli, tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "experiments:\n"
+        "  - mlp-digits\n"
+        f"  - {{experiment: mlp-digits, overrides: [name={NARROW}, 'model.units=[8]']}}\n"
+    )
+    status, output, _ = cli("compare", "-e", str(suite))
+    assert status == 0
+    _, rows = _table(output)
+    assert len(rows) == 4
+    client = mlflow.MlflowClient(runs.uri)
+    ids = sorted(client.get_experiment_by_name(name).experiment_id for name in ("mlp-digits", NARROW))
+    (link,) = [line for line in output.splitlines() if "compare-experiments" in line]
+    url = link.split()[-1]
+    assert url.startswith("http://127.0.0.1:5000/#/compare-experiments/s?experiments=")
+    query = dict(parse_qsl(url.split("?", 1)[1]))
+    assert json.loads(query["experiments"]) == ids
+    assert query["searchFilter"] == 'tags.stage = "pipeline"'
 
 
 def test_compare_sorts_loss_metrics_lowest_first(runs, cli):
