@@ -448,7 +448,7 @@ class TuneConfig(StrictModel):
         5, description="Trials drawn at random before TPE models the space and before median pruning."
     )
     warmup_epochs: Annotated[int, Field(ge=0)] = Field(
-        1, description="Epochs every trial trains before the median pruner may stop it."
+        2, description="Epochs every trial trains before the median pruner may stop it."
     )
     seed: int | None = Field(
         None,
