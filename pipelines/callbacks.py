@@ -81,6 +81,30 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         self._pending = []
 
 
+class TrialPruning(keras.callbacks.Callback):
+    """Reports `metric` to an Optuna trial at each epoch end (step = epoch number) and stops
+    training, as `EarlyStopping` does, when the study's pruner says the trial is not promising.
+
+    Stopping instead of raising `optuna.TrialPruned` inside `fit` lets the train run end
+    FINISHED with the model it reached; the caller reads `pruned_epoch` and prunes the trial.
+    """
+
+    def __init__(self, trial, metric: str) -> None:
+        super().__init__()
+        self.trial = trial
+        self.metric = metric
+        self.pruned_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.metric)
+        if value is None:
+            return
+        self.trial.report(float(value), step=epoch + 1)
+        if self.trial.should_prune():
+            self.pruned_epoch = epoch + 1
+            self.model.stop_training = True
+
+
 class CheckpointEvery(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` that checkpoints after the first epoch, then at the first epoch end at
     least `seconds` after the previous checkpoint (0: every epoch), calling `before_save` first.

@@ -126,10 +126,39 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seed", type=int, default=0, help="seed of --random (default: 0)")
     sweep.set_defaults(handler=_sweep)
 
+    tune = commands.add_parser(
+        "tune", help="Optuna study over the experiment's tune.space: trials nested under one tune run"
+    )
+    tune.add_argument(
+        "-e", "--experiment", required=True, help="shipped experiment name or path to a YAML file"
+    )
+    tune.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, tune.space.KEY={...} included"
+    )
+    tune.add_argument(
+        "--trials", type=int, metavar="N", help="trials of the study in total, all workers together"
+    )
+    tune.add_argument("--timeout", type=float, metavar="S", help="stop this worker after S seconds")
+    tune.add_argument("--sampler", choices=("tpe", "random", "grid"), help="default: tune.sampler (tpe)")
+    tune.add_argument(
+        "--pruner", choices=("median", "hyperband", "none"), help="default: tune.pruner (median)"
+    )
+    tune.add_argument(
+        "--study", metavar="NAME", help="study name (default: the experiment and a hash of the search)"
+    )
+    tune.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage all workers share, e.g. postgresql://... (default: DEEPARCH_TUNE_STORAGE, "
+        "else mlruns/optuna.db)",
+    )
+    tune.set_defaults(handler=_tune)
+
     compare = commands.add_parser("compare", help="table of finished runs: differing params and a metric")
     scope = compare.add_mutually_exclusive_group(required=True)
     scope.add_argument("-e", "--experiment", help="experiment name, YAML file, suite or MLflow experiment")
     scope.add_argument("--sweep", metavar="SWEEP_RUN_ID", help="only the runs of this sweep")
+    scope.add_argument("--tune", metavar="TUNE_RUN_ID", help="only the trials of this tune run")
     compare.add_argument(
         "--metric", help="metric to sort by (default: test_accuracy, or the task's headline metric)"
     )
@@ -378,16 +407,66 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from pipelines.config import ConfigError
+    from pipelines.tune import plan_tune
+
+    flags = {"trials": args.trials, "sampler": args.sampler, "pruner": args.pruner}
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError(f"--trials {args.trials} is not allowed; give a number of trials >= 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise ConfigError(f"--timeout {args.timeout:g} is not allowed; give a number of seconds > 0")
+    overrides = [
+        *args.overrides,
+        *(f"tune.{key}={value}" for key, value in flags.items() if value is not None),
+    ]
+    with _native_stderr_filtered():  # a TFDS catalog name is checked against the catalog
+        plan = plan_tune(args.experiment, overrides, args.study, args.storage)  # validates the space
+    _print_adjustments([plan.config])
+    _quiet_libraries()
+    from pipelines import compare, tracking
+    from pipelines import tune as tuning
+
+    tuning.check_against_data(plan)
+    tune = plan.config.tune
+    print(
+        f"study {plan.study_name} of {args.experiment}: {tune.trials} trials ({tune.sampler}, "
+        f"{tune.pruner} pruning) on {plan.metric} ({plan.direction}), in {tracking.masked_uri(plan.storage)}"
+    )
+
+    result = tuning.run_tune(plan, args.timeout)
+    print()
+    print(compare.render_table(["trial", "state", plan.metric, "values", "pipeline run"], result.rows))
+    print()
+    counts = ", ".join(f"{count} {state}" for state, count in result.counts.items() if count)
+    tune_run = tracking.get_run(result.run_id)
+    print(f"study {plan.study_name}: {counts or 'no trials'}")
+    if result.best_trial is not None:
+        shown = " ".join(tuning.as_overrides(result.best_params))
+        print(f"best trial {result.best_trial}: {plan.metric} {result.best_value:.4f} with {shown}")
+        print(f"  best config: {result.best_config_path}")
+        print(f"  reproduce:   deeparch run -e {result.best_config_path}")
+    print(f"tune run {result.run_id}: {tracking.run_url(tune_run)}")
+    print(f"  compare:    deeparch compare --tune {result.run_id}")
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from pipelines import compare
 
+    tag_columns: tuple[str, ...] = ()
     if args.sweep:
         runs, experiments = compare.sweep_runs(args.sweep)
         scope = f"sweep run {args.sweep}"
+    elif args.tune:
+        runs, experiments, tuned_metric = compare.tune_runs(args.tune)
+        scope = f"tune run {args.tune}"
+        args.metric = args.metric or tuned_metric
+        tag_columns = compare.TRIAL_COLUMNS
     else:
         runs, experiments = compare.experiment_runs(args.experiment)
         scope = f"experiment {args.experiment}"
-    comparison = compare.compare(runs, args.metric, experiments, scope)
+    comparison = compare.compare(runs, args.metric, experiments, scope, tag_columns)
     print(compare.render(comparison, args.format))
     # CSV stays machine-readable on stdout; the notes go to stderr.
     notes = sys.stderr if args.format == "csv" else sys.stdout

@@ -18,6 +18,7 @@ import mlflow
 from pipelines import tracking
 from pipelines.config import ConfigError, ExperimentConfig, load_experiments
 from pipelines.sweep import SWEEP_HASH_TAG, SWEEP_STAGE, member_tag
+from pipelines.tune import TRIAL_STATE_TAG, TRIAL_TAG, TUNE_STAGE
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -27,7 +28,9 @@ FORMATS = ("table", "csv", "markdown")
 DEFAULT_METRICS = ("test_accuracy", "conditional_accuracy", "test_mse", "frechet_ratio", "test_loss")
 # Metric names holding one of these are better when lower; every other metric when higher.
 _LOWER_IS_BETTER = ("loss", "mse", "mae", "rmse", "error", "frechet", "diff", "seconds")
-_CONFIG_SECTIONS = frozenset(ExperimentConfig.model_fields)
+_CONFIG_SECTIONS = frozenset(ExperimentConfig.model_fields) - ExperimentConfig.search_only_fields
+# The tags a comparison of a tune run's trials shows beside each run: trial number and state.
+TRIAL_COLUMNS = (TRIAL_TAG, TRIAL_STATE_TAG)
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Comparison:
     rows: list[ComparedRun]
     experiment_ids: list[str]
     scope: str
+    tag_columns: tuple[str, ...] = ()
 
 
 def higher_is_better(metric: str) -> bool:
@@ -109,8 +113,35 @@ def sweep_runs(sweep_run_id: str) -> tuple[list[Run], list[str]]:
     return runs, experiment_ids
 
 
-def compare(runs: list[Run], metric: str | None, experiment_ids: list[str], scope: str) -> Comparison:
-    """Rows for `runs`: differing config values, final and best-epoch `metric`, best run first."""
+def tune_runs(tune_run_id: str) -> tuple[list[Run], list[str], str]:
+    """FINISHED pipeline runs of a tune run's trials (pruned ones included) and its metric."""
+    tracking.configure()
+    tune = tracking.get_run(tune_run_id)
+    if tune.data.tags.get("stage") != TUNE_STAGE:
+        raise ConfigError(
+            f"run {tune_run_id!r} is a {tune.data.tags.get('stage', 'non-deeparch')!r} run; "
+            "give the id of a tune run (`deeparch tune` prints it)"
+        )
+    experiment_ids = [tune.info.experiment_id]
+    runs = [
+        run
+        for run in _finished_pipeline_runs(experiment_ids)
+        if run.data.tags.get(f"{TUNE_STAGE}_run_id") == tune_run_id
+    ]
+    if not runs:
+        raise ConfigError(f"tune run {tune_run_id!r} has no FINISHED trials yet")
+    return runs, experiment_ids, tune.data.tags.get("tune_metric", DEFAULT_METRICS[0])
+
+
+def compare(
+    runs: list[Run],
+    metric: str | None,
+    experiment_ids: list[str],
+    scope: str,
+    tag_columns: tuple[str, ...] = (),
+) -> Comparison:
+    """Rows for `runs`: differing config values, final and best-epoch `metric`, best run first;
+    `tag_columns` are run tags shown after the run id (a trial's number and state)."""
     client = mlflow.MlflowClient()
     train_runs = {run.info.run_id: _train_run(client, run) for run in runs}
     metric = metric or _default_metric(runs, train_runs)
@@ -130,7 +161,14 @@ def compare(runs: list[Run], metric: str | None, experiment_ids: list[str], scop
         rows.append(ComparedRun(run, all_params[run.info.run_id], final, best, best_epoch))
     rows.sort(key=lambda row: (_sort_key(row.final, higher), _sort_key(row.best, higher)))
     return Comparison(
-        metric, history_metric, higher, _differing(all_params.values()), rows, experiment_ids, scope
+        metric,
+        history_metric,
+        higher,
+        _differing(all_params.values()),
+        rows,
+        experiment_ids,
+        scope,
+        tag_columns,
     )
 
 
@@ -140,6 +178,7 @@ def render(comparison: Comparison, output_format: str = "table") -> str:
     many_experiments = len(comparison.experiment_ids) > 1
     header = [
         "run",
+        *comparison.tag_columns,
         *(["experiment"] if many_experiments else []),
         *comparison.columns,
         metric,
@@ -154,6 +193,7 @@ def render(comparison: Comparison, output_format: str = "table") -> str:
             run_cell = row.run_id
         cells = [
             run_cell,
+            *(row.run.data.tags.get(tag, "") for tag in comparison.tag_columns),
             *([row.run.data.tags.get("experiment", row.run.info.run_name or "")] if many_experiments else []),
             *(row.params.get(column, "") for column in comparison.columns),
             _number(row.final, output_format),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -21,6 +21,7 @@ from pipelines.stages.results import EvaluateResult, ExportResult, PrepareResult
 from pipelines.stages.train import check_config_fits_data, train_stage
 
 if TYPE_CHECKING:
+    import keras
     from mlflow.entities import Run
 
 Result = TypeVar("Result")
@@ -35,7 +36,7 @@ class PipelineResult:
     prepared: PrepareResult
     trained: TrainResult
     evaluated: EvaluateResult
-    exported: ExportResult
+    exported: ExportResult | None  # None when the pipeline stopped after evaluate
 
 
 def run_pipeline(
@@ -43,6 +44,9 @@ def run_pipeline(
     export_dir: Path | None = None,
     force: Collection[str] = (),
     progress: Progress | None = None,
+    train_callbacks: Sequence[keras.callbacks.Callback] = (),
+    tags: dict[str, str] | None = None,
+    export: bool = True,
 ) -> PipelineResult:
     """prepare -> train -> evaluate -> export, each a child run of one `pipeline` run.
 
@@ -50,7 +54,9 @@ def run_pipeline(
     `reused.<stage>` tag) unless `force` names it (or holds "all"). The parent run logs the
     config's params and the evaluation's metrics, so the runs table compares pipeline runs.
     Each stage is announced on `progress`, whose caller has started this experiment (a
-    one-experiment progress by default).
+    one-experiment progress by default). `train_callbacks` join the train stage's (a training
+    they stop early is never reused), `tags` go on the pipeline run, and `export=False` stops
+    after evaluate (a tuning trial).
     """
     if progress is None:
         progress = Progress()
@@ -69,12 +75,12 @@ def run_pipeline(
     if config.architecture == "gan":
         progress.stage("evaluator classifier")
         evaluator = _evaluator(config, dataset)
-    with tracking.stage_run(config, "pipeline") as parent:
+    with tracking.stage_run(config, "pipeline", tags) as parent:
         tracking.log_params(config.flat_params())
         prepared = _cached_prepare(config, dataset, forced)
         _link(parent, "prepare", prepared)
         progress.stage("train")
-        trained = _cached_train(config, prepared, forced)
+        trained = _cached_train(config, prepared, forced, train_callbacks)
         _link(parent, "train", trained)
         progress.stage("evaluate")
         evaluated = _cached(
@@ -87,6 +93,8 @@ def run_pipeline(
         )
         _link(parent, "evaluate", evaluated)
         mlflow.log_metrics(evaluated.metrics)
+        if not export:
+            return PipelineResult(parent.info.run_id, config, prepared, trained, evaluated, None)
         progress.stage("export")
         destination = export_destination(config, trained.run_id, export_dir)
         exported = _cached(
@@ -109,6 +117,15 @@ def prepare(config: ExperimentConfig) -> PrepareResult:
     result = prepare_stage(config, dataset)
     cache.mark(result.run_id, cache.fingerprint(config, "prepare", dataset.digest))
     return result
+
+
+def prepare_once(config: ExperimentConfig) -> PrepareResult:
+    """The finished prepare run of the config's data, or a new one; processes on one machine take
+    turns, so that workers starting together prepare a dataset once."""
+    tracking.configure(config)
+    dataset = load_dataset(config.data)
+    with tracking.store_lock():
+        return _cached_prepare(config, dataset, forced=set())
 
 
 def train(config: ExperimentConfig, dataset: PreparedDataset | None = None) -> TrainResult:
@@ -243,8 +260,10 @@ def _cached(
     forced: set[str],
     compute: Callable[[], Result],
     reuse: Callable[[Run], Result | None],
+    reusable: Callable[[Result], bool] = lambda result: True,
 ) -> Result:
-    """Reuse the finished run of `stage` with the same fingerprint, or compute and mark a new one."""
+    """Reuse the finished run of `stage` with the same fingerprint, or compute a new one and mark
+    it for reuse when `reusable` says it is what the config asks for."""
     stage_fingerprint = cache.fingerprint(config, stage, upstream)
     if stage not in forced:
         run = cache.finished_run(config, stage, stage_fingerprint)
@@ -252,7 +271,8 @@ def _cached(
         if reused is not None:
             return reused
     result = compute()
-    cache.mark(result.run_id, stage_fingerprint)
+    if reusable(result):
+        cache.mark(result.run_id, stage_fingerprint)
     return result
 
 
@@ -267,12 +287,26 @@ def _cached_prepare(config: ExperimentConfig, dataset: PreparedDataset, forced: 
     )
 
 
-def _cached_train(config: ExperimentConfig, prepared: PrepareResult, forced: set[str]) -> TrainResult:
+def _cached_train(
+    config: ExperimentConfig,
+    prepared: PrepareResult,
+    forced: set[str],
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
     def reuse(run: Run) -> TrainResult:
         model_uri = tracking.train_run_model_uri(run)
         return TrainResult(run.info.run_id, model_uri, tracking.load_keras_model(model_uri), reused=True)
 
-    return _cached(config, "train", prepared.run_id, forced, lambda: train_stage(config, prepared), reuse)
+    return _cached(
+        config,
+        "train",
+        prepared.run_id,
+        forced,
+        lambda: train_stage(config, prepared, extra_callbacks=callbacks),
+        reuse,
+        # A training stopped early (a pruned trial) is not what its config asks for.
+        reusable=lambda result: result.stopped_epoch is None,
+    )
 
 
 def _reused_export(run: Run, destination: Path) -> ExportResult | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.config import ConfigError
+from pipelines.tracking import masked_uri
 
 ADMIN_PASSWORD_VARIABLE = "DEEPARCH_ADMIN_PASSWORD"
 DEFAULT_ADMIN_USERNAME = "admin"
@@ -87,7 +88,7 @@ def settings_from(
     scheme = backend_store_uri.split(":", 1)[0].split("+", 1)[0]
     if "://" not in backend_store_uri or scheme not in _BACKEND_SCHEMES:
         problems.append(
-            f"--backend-store-uri {_masked(backend_store_uri)!r} is not a database URI; allowed: "
+            f"--backend-store-uri {masked_uri(backend_store_uri)!r} is not a database URI; allowed: "
             "postgresql://USER@HOST:PORT/DATABASE (or sqlite:///FILE.db to try the server alone)"
         )
     port = options.get("port", DEFAULT_PORT)
@@ -116,7 +117,7 @@ def check_backend_reachable(settings: ServerSettings) -> None:
         # ImportError: the URI names a database driver that is not installed.
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise ConfigError(
-            f"cannot connect to --backend-store-uri {_masked(settings.backend_store_uri)}: {reason}"
+            f"cannot connect to --backend-store-uri {masked_uri(settings.backend_store_uri)}: {reason}"
         ) from None
 
 
@@ -177,7 +178,7 @@ def serve(settings: ServerSettings) -> int:
     with tempfile.TemporaryDirectory(prefix="deeparch-server-") as folder:
         auth_config = write_auth_config(settings, Path(folder))
         print(
-            f"MLflow tracking server on {settings.url} (backend {_masked(settings.backend_store_uri)}, "
+            f"MLflow tracking server on {settings.url} (backend {masked_uri(settings.backend_store_uri)}, "
             f"artifacts {settings.artifacts_destination}, admin user {settings.admin_username!r}); "
             "Ctrl-C stops it",
             flush=True,
@@ -220,13 +221,3 @@ def _absolute_destination(destination: str) -> str:
     if "://" in destination or destination.startswith("mlflow-artifacts:"):
         return destination
     return str(Path(destination).expanduser().resolve())
-
-
-def _masked(uri: str) -> str:
-    """A database URI with its password hidden."""
-    import sqlalchemy
-
-    try:
-        return sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return uri

@@ -357,7 +357,7 @@ def _run_combination(
     try:
         result = runner.run_pipeline(config, progress=progress)
     except Exception as error:  # noqa: BLE001 - one failed combination must not stop the others
-        _end_runs_above(sweep_run)
+        tracking.end_runs_above(sweep_run)
         failed = _newest_child(sweep_run, config)
         reason = f"{type(error).__name__}: {error}"
         if failed is not None:
@@ -393,12 +393,6 @@ def _newest_child(sweep_run: Run, config: ExperimentConfig) -> Run | None:
         },
         finished=False,
     )
-
-
-def _end_runs_above(sweep_run: Run) -> None:
-    """After a failed combination, make the sweep run the active run again."""
-    while (active := mlflow.active_run()) is not None and active.info.run_id != sweep_run.info.run_id:
-        mlflow.end_run("FAILED")
 
 
 def _plan_record(plan: SweepPlan) -> dict:

@@ -32,6 +32,8 @@ DEFAULT_UI_PORT = 5000
 CONFIG_ARTIFACT = "config.yaml"
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value
 MODEL_NAME = "model"
+# The Optuna storage all workers of a team's studies share (e.g. postgresql://...), when not given.
+TUNE_STORAGE_VARIABLE = "DEEPARCH_TUNE_STORAGE"
 # Requirements written into every logged model: MLflow's own inference of them loads the model
 # in a subprocess and costs seconds per run.
 _MODEL_REQUIREMENTS = ("tensorflow-cpu", "keras", "mlflow")
@@ -67,12 +69,9 @@ def configure(config: ExperimentConfig | None = None) -> str:
     """Point MLflow at the store for `config` (creating a local one if needed); return its URI."""
     uri = tracking_uri(config)
     mlflow.set_tracking_uri(uri)
-    store = _local_store_dir(uri)
-    if store is not None:
-        store.mkdir(parents=True, exist_ok=True)
+    if _local_store_dir(uri) is not None:
         # Several processes opening a new store at once would all create its tables.
-        with open(store / ".deeparch.lock", "w") as lock, _quieter("mlflow.store.db.utils"):
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with store_lock(uri), _quieter("mlflow.store.db.utils"):
             # Creates the tables of a new store, which MLflow announces at INFO level.
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
     if is_tracking_server(uri):
@@ -80,6 +79,20 @@ def configure(config: ExperimentConfig | None = None) -> str:
         with access_checked("log in"):
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
     return uri
+
+
+@contextlib.contextmanager
+def store_lock(uri: str | None = None) -> Iterator[None]:
+    """Hold the local store's file lock (processes on this machine take turns); no-op for a
+    server or another database."""
+    store = _local_store_dir(uri or mlflow.get_tracking_uri())
+    if store is None:
+        yield
+        return
+    store.mkdir(parents=True, exist_ok=True)
+    with open(store / ".deeparch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 class TrackingAccessError(Exception):
@@ -173,9 +186,9 @@ def stage_run(
     run_name = config.name if stage == "pipeline" else f"{config.name}/{stage}"
     all_tags = base_tags(config, stage)
     if parent is not None:
-        # A stage's parent is its pipeline run; a pipeline's parent is a sweep run.
-        parent_tag = "sweep_run_id" if stage == "pipeline" else "pipeline_run_id"
-        all_tags[parent_tag] = parent.info.run_id
+        # A stage's parent is its pipeline run (or a tune run); a pipeline's, a sweep or tune run.
+        parent_stage = parent.data.tags.get("stage") or ("sweep" if stage == "pipeline" else "pipeline")
+        all_tags[f"{parent_stage}_run_id"] = parent.info.run_id
     all_tags.update(tags or {})
     with access_checked(f"start runs in experiment {config.tracking.experiment or config.name!r}"):
         run = mlflow.start_run(
@@ -185,6 +198,93 @@ def stage_run(
             tags=all_tags,
         )
     yield from _closing(run, config)
+
+
+def shared_run_id(config: ExperimentConfig, stage: str, identity: dict[str, str]) -> str:
+    """The run of `stage` that carries the `identity` tags (any status), created when there is
+    none: processes that start together each create one, see all of them, keep the oldest and
+    delete their own, so they all log under one run."""
+    client = mlflow.MlflowClient()
+    experiment = experiment_id(config)
+    tags = {"stage": stage, **identity}
+
+    def candidates() -> list[Run]:
+        runs = mlflow.search_runs(
+            experiment_ids=[experiment],
+            filter_string=" and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items()),
+            max_results=100,
+            output_format="list",
+        )
+        return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+
+    existing = candidates()
+    if existing:
+        return existing[0].info.run_id
+    with access_checked(f"start runs in experiment {config.tracking.experiment or config.name!r}"):
+        created = client.create_run(
+            experiment, run_name=f"{config.name}/{stage}", tags={**base_tags(config, stage), **identity}
+        )
+    oldest = candidates()[0].info.run_id
+    if oldest != created.info.run_id:
+        client.delete_run(created.info.run_id)
+    return oldest
+
+
+def end_abandoned_runs(config: ExperimentConfig, tags: dict[str, str], reason: str) -> list[str]:
+    """End KILLED, with `reason`, the RUNNING runs carrying `tags` and the RUNNING stage runs
+    nested under them: what a process killed with SIGKILL left open. Returns their ids."""
+    client = mlflow.MlflowClient()
+    experiment = experiment_id(config)
+
+    def running(conditions: dict[str, str]) -> list[Run]:
+        filters = [f"tags.`{key}` = '{value}'" for key, value in conditions.items()]
+        return mlflow.search_runs(
+            experiment_ids=[experiment],
+            filter_string=" and ".join([*filters, "attributes.status = 'RUNNING'"]),
+            output_format="list",
+        )
+
+    ended = []
+    for run in running(tags):
+        for abandoned in [*running({"pipeline_run_id": run.info.run_id}), run]:
+            client.set_tag(abandoned.info.run_id, "error", reason[:5000])
+            client.set_terminated(abandoned.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            ended.append(abandoned.info.run_id)
+    return ended
+
+
+def end_runs_above(run: Run) -> None:
+    """Make `run` the active run again, ending the runs nested under it FAILED (after a failure
+    left them open)."""
+    while (active := mlflow.active_run()) is not None and active.info.run_id != run.info.run_id:
+        mlflow.end_run("FAILED")
+
+
+def study_storage_uri(explicit: str | None = None) -> str:
+    """Where Optuna studies live: `explicit`, else DEEPARCH_TUNE_STORAGE, else `optuna.db` beside
+    the local sqlite store (`mlruns/`)."""
+    chosen = explicit or os.environ.get(TUNE_STORAGE_VARIABLE)
+    if chosen:
+        return chosen
+    store = _local_store_dir(mlflow.get_tracking_uri()) or LOCAL_STORE_DIR
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store.resolve() / 'optuna.db'}"
+
+
+def masked_uri(uri: str) -> str:
+    """A database URI with its password hidden."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return uri
+
+
+def artifact_file(run: Run, path: str) -> str:
+    """Where a run's artifact can be read: its local file path for a local store, else its URI."""
+    uri = f"{run.info.artifact_uri.rstrip('/')}/{path}"
+    return uri.removeprefix("file://") if uri.startswith("file:///") else uri
 
 
 def _closing(run: Run, config: ExperimentConfig) -> Iterator[Run]:

@@ -30,6 +30,8 @@ class TrainResult:
     model: keras.Model
     history: dict[str, list[float]] = field(default_factory=dict)
     reused: bool = False
+    # Set when a callback stopped training before `train.epochs`: the run is not the config's result.
+    stopped_epoch: int | None = None
 
 
 @dataclass

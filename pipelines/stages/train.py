@@ -7,6 +7,7 @@ import io
 import math
 import sys
 import time
+from collections.abc import Sequence
 
 import keras
 import mlflow
@@ -43,13 +44,17 @@ class NonFiniteLossError(RuntimeError):
 
 
 def train_stage(
-    config: ExperimentConfig, prepared: PrepareResult, resume_run_id: str | None = None
+    config: ExperimentConfig,
+    prepared: PrepareResult,
+    resume_run_id: str | None = None,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Fit the configured architecture on the prepared data inside a `train` run.
 
     Training is checkpointed after the first epoch, then every `train.checkpoint_seconds`
     (`CheckpointEvery`); `resume_run_id` reopens a train run that was killed and continues from
-    its last checkpointed epoch, in the same MLflow run.
+    its last checkpointed epoch, in the same MLflow run. `extra_callbacks` join the stage's own (a
+    tuning trial's pruning); one that stops training early leaves the run tagged `stopped_epoch`.
     """
     dataset = prepared.dataset
     keras.utils.set_random_seed(config.seed)
@@ -92,7 +97,7 @@ def train_stage(
             tracking.logged_steps(run.info.run_id, LOSS_METRIC[generative]) if resume_run_id else set()
         )
         logger = MlflowEpochLogger(samples_per_epoch=len(train_split), logged_steps=logged_steps)
-        callbacks = [keras.callbacks.TerminateOnNaN(), logger]
+        callbacks = [keras.callbacks.TerminateOnNaN(), logger, *extra_callbacks]
         # A progress bar where a person watches a terminal; one line per epoch anywhere else.
         interactive = sys.stdout.isatty()
         if not interactive:
@@ -138,6 +143,10 @@ def train_stage(
         _check_finite(history, ("d_loss", "g_loss") if generative else ("loss",))
         if resume_run_id is not None:
             history = tracking.metric_histories(run.info.run_id, list(history))
+        trained_epochs = len(history[LOSS_METRIC[generative]])
+        stopped_epoch = trained_epochs if trained_epochs < config.train.epochs else None
+        if stopped_epoch is not None:
+            mlflow.set_tag("stopped_epoch", str(stopped_epoch))
         mlflow.log_metrics(
             {
                 "train_seconds": seconds,
@@ -148,7 +157,9 @@ def train_stage(
         served = servable(model)
         model_uri = tracking.log_keras_model(served, example_inputs(served, dataset, INPUT_EXAMPLE_SIZE))
         mlflow.set_tag("model_uri", model_uri)
-    return TrainResult(run_id=run.info.run_id, model_uri=model_uri, model=model, history=history)
+    return TrainResult(
+        run_id=run.info.run_id, model_uri=model_uri, model=model, history=history, stopped_epoch=stopped_epoch
+    )
 
 
 def _warn_if_stored_by_class(config: ExperimentConfig, dataset: PreparedDataset) -> None:
