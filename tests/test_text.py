@@ -13,7 +13,7 @@ import pytest
 from pipelines.config import DataConfig, load_experiment
 from pipelines.data import load_dataset
 
-from .conftest import all_runs
+from .conftest import all_runs, assert_each_refused_before_any_run
 
 # One epoch of a tiny model on a few hundred generated sentences: what is tested is the plumbing.
 TINY_TEXT = [
@@ -244,15 +244,7 @@ BAD_TEXT = {
 
 
 def test_each_bad_text_input_exits_2_naming_it_before_any_run(store, cli, tmp_path):
-    for case, (overrides, expected) in BAD_TEXT.items():
-        folder = tmp_path / case.replace(" ", "_")
-        folder.mkdir()
-        status, _, error = cli("run", "-e", "lstm-text", *overrides(folder), *TINY_LSTM)
-        assert status == 2, f"{case}: {error}"
-        for fragment in expected:
-            assert fragment in error, f"{case}: {fragment!r} not in {error!r}"
-        assert "Traceback" not in error
-        assert all_runs(store) == [], f"{case}: a run was created"
+    assert_each_refused_before_any_run(store, cli, tmp_path, "lstm-text", BAD_TEXT, TINY_LSTM)
 
 
 def test_an_mlp_on_text_is_refused_naming_the_models_that_read_text(store, cli, tmp_path):
