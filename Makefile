@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/deeparch run -e default
 
-# Both cores: pytest-xdist spreads the tests over one worker per CPU; a module whose fixture is
-# built once (marked `xdist_group`) stays on one worker.
+# Both cores: pytest-xdist runs one worker per CPU and hands each a whole module at a time, so a
+# fixture built once per module (a store of runs, fitted models) is built once.
 test: install
-	$(BIN)/pytest -n auto --dist loadgroup
+	$(BIN)/pytest -n auto --dist loadscope
 
 # Exit status 5 means "no test collected": not a failure while there are no slow tests.
 test-slow: install

@@ -1,4 +1,5 @@
-"""Convolutional network: Conv2D blocks on images, Conv1D blocks on sequences, a dense head."""
+"""Convolutional network: Conv2D blocks on images, Conv1D blocks on sequences or on the token
+embeddings of raw text (keras-io's "text classification from scratch"), a dense head."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import keras
 from models.augmentation import FlipMode, augmented_images
 from models.heads import BATCH_NORM_MOMENTUM, normalized_inputs, output_head
 from models.spec import DataSpec
+from models.text import embedded_tokens
 
 
 def build_cnn(
@@ -30,6 +32,9 @@ def build_cnn(
     random_flip: FlipMode = "none",
     random_translation: float = 0.0,
     random_contrast: float = 0.0,
+    vocabulary: list[str] | None = None,
+    sequence_length: int = 200,
+    embedding_dim: int = 64,
 ) -> keras.Model:
     """Conv blocks (conv, optional batch norm, activation, pooling) then a dense head.
 
@@ -42,14 +47,22 @@ def build_cnn(
     connection, projected by a 1x1 conv where the width changes), with depthwise-separable convs
     when `separable`. The `random_*` arguments put an `ImageAugmentation` layer in front of the
     network: it augments images in training only, so the model serves them unchanged.
+
+    String inputs are text: `TextVectorization` with the train split's `vocabulary` keeps
+    `sequence_length` tokens, an `Embedding` of `embedding_dim` (followed by dropout) feeds the
+    Conv1D blocks, as in keras-io's text CNN; the model takes raw strings.
     """
     kernel_sizes = _per_block(kernel_size, len(filters), "kernel_size")
     if block == "residual" and padding != "same":
         raise ValueError(f"padding {padding!r} cannot feed a residual block's skip connection; allowed: same")
-    inputs = keras.Input(shape=spec.input_shape, name="inputs")
+    inputs = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name="inputs")
     x = augmented_images(inputs, spec, random_flip, random_translation, random_contrast)
     x = normalized_inputs(x, spec)
-    if len(spec.input_shape) == 1:
+    if spec.input_dtype == "string":
+        x = embedded_tokens(x, vocabulary, sequence_length, embedding_dim, mask_padding=False)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    elif len(spec.input_shape) == 1:
         x = keras.layers.Reshape((spec.input_shape[0], 1), name="as_sequence")(x)
     layers = _RANK_LAYERS[2 if len(spec.input_shape) == 3 else 1]
     blocks = _Blocks(layers, padding, activation, batch_norm)

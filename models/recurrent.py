@@ -2,7 +2,7 @@
 
 Images `(height, width, channels)` are read row by row, one row per time step; `(steps,)`
 sequences get one feature per step; string inputs go through `TextVectorization` and an
-`Embedding`. Every recurrent layer returns its whole hidden-state sequence and a small
+`Embedding` (`models.text`). Every recurrent layer returns its whole hidden-state sequence and a small
 `FinalHiddenState` layer picks the state after the last step, so the hidden states stay
 reachable for `hidden_state_gradient_norms`.
 """
@@ -20,6 +20,8 @@ from keras import ops
 from models.cells import LSTMStep, SimpleRNNStep
 from models.heads import normalized_inputs, output_head
 from models.spec import DataSpec
+from models.text import adapt_text_vocabulary as adapt_text_vocabulary  # where callers found it first
+from models.text import embedded_tokens
 
 Implementation = Literal["keras", "reference"]
 
@@ -59,13 +61,6 @@ class FinalHiddenState(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "bidirectional": self.bidirectional}
-
-
-def adapt_text_vocabulary(texts: Any, max_tokens: int | None = 20000) -> list[str]:
-    """The vocabulary `TextVectorization.adapt` finds in `texts`, padding and OOV tokens first."""
-    vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens)
-    vectorizer.adapt(texts)
-    return [str(token) for token in vectorizer.get_vocabulary()]
 
 
 def build_rnn(
@@ -203,19 +198,7 @@ def _as_time_steps(
 ) -> keras.KerasTensor:
     """The input as a `(steps, features)` sequence: image rows, scalar steps or embedded tokens."""
     if spec.input_dtype == "string":
-        if vocabulary is None:
-            raise ValueError(
-                "vocabulary is None for a string input; compute it with "
-                "models.recurrent.adapt_text_vocabulary(texts, max_tokens)"
-            )
-        vectorizer = keras.layers.TextVectorization(
-            vocabulary=vocabulary, output_sequence_length=sequence_length, name="vectorize"
-        )
-        tokens = vectorizer(inputs)
-        # mask_zero lets the recurrent layers skip the end padding instead of reading it.
-        return keras.layers.Embedding(
-            vectorizer.vocabulary_size(), embedding_dim, mask_zero=True, name="embedding"
-        )(tokens)
+        return embedded_tokens(inputs, vocabulary, sequence_length, embedding_dim)
     if len(spec.input_shape) == 3:
         height, width, channels = spec.input_shape
         return keras.layers.Reshape((height, width * channels), name="rows_as_steps")(inputs)

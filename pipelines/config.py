@@ -29,8 +29,9 @@ from pydantic import (
     model_validator,
 )
 
-EMBEDDED_DATASETS = ("digits", "mnist1d", "adding")
+EMBEDDED_DATASETS = ("digits", "mnist1d", "adding", "reviews")
 SEQUENCE_DATASETS = ("mnist1d", "adding")  # the embedded datasets that hold sequences, not images
+TEXT_ARCHITECTURES = ("rnn", "lstm", "cnn")  # the models that read raw strings
 ACTIVATIONS = Literal["relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid"]
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -48,21 +49,21 @@ class StrictModel(BaseModel):
 
 class DataConfig(StrictModel):
     # `source` and `path` come first: the validators of the fields below read them.
-    source: Literal["tfds", "csv", "npz", "images"] = Field(
+    source: Literal["tfds", "csv", "npz", "images", "text"] = Field(
         "tfds",
         description="Where the data comes from: TFDS, a CSV file, NumPy arrays (a .npz file or a folder of "
-        ".npy files) or an image folder.",
+        ".npy files), an image folder or a folder of .txt files.",
     )
     path: str | None = Field(
         None,
         validate_default=True,
-        description="The csv/npz file, the folder of .npy files or the image folder (one sub-folder per "
-        "class, optionally inside train/, test/ and validation/ folders); not for tfds.",
+        description="The csv/npz file, the folder of .npy files, or the image or text folder (one sub-folder "
+        "per class, optionally inside train/, test/ and validation/ folders); not for tfds.",
     )
     name: str | None = Field(
         None,
         validate_default=True,
-        description="tfds: embedded dataset (digits, mnist1d, adding) or a TFDS catalog name; "
+        description="tfds: embedded dataset (digits, mnist1d, adding, reviews) or a TFDS catalog name; "
         "other sources: a label for the data, default the file's stem.",
     )
     data_dir: str | None = Field(None, description="TFDS data directory; None uses TFDS' default.")
@@ -82,6 +83,12 @@ class DataConfig(StrictModel):
     features: Annotated[list[str], Field(min_length=1)] | None = Field(
         None, description="csv: the feature columns; None takes every other numeric column."
     )
+    text_column: str | None = Field(
+        None,
+        description="csv: the column of text to classify, read as raw strings; auto: the one non-numeric "
+        "column besides data.target, if there is exactly one (set for rnn, lstm, cnn); None: that column "
+        "only when it is the only one besides data.target, else the numeric features.",
+    )
     task: Literal["auto", "classification", "regression", "forecast"] = Field(
         "auto",
         description="csv/npz: auto infers it (integer or text target with few values: classification; "
@@ -98,7 +105,7 @@ class DataConfig(StrictModel):
     )
     grayscale: bool = Field(False, description="images: read one channel instead of three (RGB).")
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
-        0.2, description="csv/npz/images: share held out for test when the data has no test split."
+        0.2, description="csv/npz/images/text: share held out for test when the data has no test split."
     )
     cache: Literal["auto", "memory", "none"] = Field(
         "auto",
@@ -121,6 +128,22 @@ class DataConfig(StrictModel):
             raise ValueError("required when data.source is 'csv'; give the name of the column to predict")
         return target
 
+    @field_validator("text_column")
+    @classmethod
+    def _text_column_for_csv(cls, column: str | None, info: ValidationInfo) -> str | None:
+        if column is None:
+            return column
+        if info.data.get("source") != "csv":
+            raise ValueError(
+                f"applies to data.source 'csv', not {info.data.get('source')!r} (a text folder holds only "
+                "text); allowed: null here"
+            )
+        if info.data.get("features") is not None:
+            raise ValueError("data.features is given too, and both choose the inputs; allowed: one of them")
+        if column == info.data.get("target"):
+            raise ValueError("is the target column; allowed: the column of text, or auto")
+        return column
+
     @field_validator("task")
     @classmethod
     def _task_fits_source(cls, task: str, info: ValidationInfo) -> str:
@@ -130,6 +153,7 @@ class DataConfig(StrictModel):
             "csv": ("auto", "classification", "regression", "forecast"),
             "npz": ("auto", "classification", "regression"),
             "images": ("auto", "classification"),
+            "text": ("auto", "classification"),
         }.get(source, (task,))
         if task not in allowed:
             raise ValueError(f"does not apply to data.source {source!r}; allowed: {', '.join(allowed)}")
@@ -166,7 +190,20 @@ class MLPConfig(StrictModel):
     batch_norm: bool = Field(False, description="Batch normalisation before each activation.")
 
 
-class CNNConfig(StrictModel):
+class TextInputConfig(StrictModel):
+    """The text front end of the models that read raw strings (rnn, lstm, cnn); ignored otherwise."""
+
+    # Read by the train stage (vocabulary size), not a keyword of the model builder.
+    pipeline_only_fields: ClassVar[frozenset[str]] = frozenset({"max_tokens"})
+
+    sequence_length: PositiveInt = Field(200, description="Text only: tokens kept per text (padded or cut).")
+    embedding_dim: PositiveInt = Field(64, description="Text only: size of each token's embedding.")
+    max_tokens: PositiveInt = Field(
+        20000, description="Text only: vocabulary size adapted on the train split."
+    )
+
+
+class CNNConfig(TextInputConfig):
     architecture: Literal["cnn"] = "cnn"
     filters: list[PositiveInt] = Field([32, 64], description="Filters of each conv block.")
     kernel_size: PositiveInt | list[PositiveInt] = Field(
@@ -247,11 +284,8 @@ class GANConfig(StrictModel):
     dropout: Fraction = Field(0.2, description="Dropout in the discriminator.")
 
 
-class RecurrentConfig(StrictModel):
+class RecurrentConfig(TextInputConfig):
     """What the simple RNN and the LSTM/GRU share: the stack, the head and the text front end."""
-
-    # Read by the train stage (vocabulary size), not a keyword of the model builder.
-    pipeline_only_fields: ClassVar[frozenset[str]] = frozenset({"max_tokens"})
 
     units: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
         [64], description="Width of each recurrent layer, first to last."
@@ -263,11 +297,6 @@ class RecurrentConfig(StrictModel):
     )
     dense_units: list[PositiveInt] = Field(
         [], description="Dense layers between the final state and the head."
-    )
-    sequence_length: PositiveInt = Field(200, description="Text only: tokens kept per text (padded or cut).")
-    embedding_dim: PositiveInt = Field(64, description="Text only: size of each token's embedding.")
-    max_tokens: PositiveInt = Field(
-        20000, description="Text only: vocabulary size adapted on the train split."
     )
 
 
@@ -316,6 +345,11 @@ class TrainConfig(StrictModel):
         10.0,
         description="Checkpoint, and write the epochs' metrics to MLflow, after the first epoch and then "
         "at the first epoch end this many seconds after the last checkpoint (0: every epoch).",
+    )
+    restore_best: Literal["none", "val_loss", "val_accuracy"] = Field(
+        "none",
+        description="Keep the weights of the epoch with the best value of this validation metric when "
+        "training ends (none: the last epoch's).",
     )
     augment_shift: Annotated[int, Field(ge=0)] = Field(
         0,
@@ -519,6 +553,8 @@ class ExperimentConfig(StrictModel):
             return self
         if self.data.source == "csv":
             holds = "a CSV file's rows"
+        elif self.data.source == "text":
+            holds = "text"
         elif self.data.source == "tfds" and self.data.name in SEQUENCE_DATASETS:
             holds = f"the sequences of {self.data.name!r}"
         else:
@@ -692,7 +728,22 @@ def resolve(
         config.name = f"{config.architecture}-{config.data.name}"
     if config.data.task == "forecast":
         _without_forecast_augmentation(config, typed, source)
+    _text_column_for_text_models(config)
     return config
+
+
+def _text_column_for_text_models(config: ExperimentConfig) -> None:
+    """A model that reads text (rnn, lstm, cnn) pointed at a CSV reads its one non-numeric column
+    as text, whatever numeric columns are beside it (an id, a rating); an MLP reads the numbers."""
+    data = config.data
+    if (
+        data.source == "csv"
+        and data.task != "forecast"
+        and data.text_column is None
+        and data.features is None
+        and config.architecture in TEXT_ARCHITECTURES
+    ):
+        data.text_column = "auto"
 
 
 def _without_forecast_augmentation(config: ExperimentConfig, typed: set[str], source: str) -> None:

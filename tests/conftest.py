@@ -72,3 +72,20 @@ def all_runs(uri: str):
     client = mlflow.MlflowClient(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(experiments, max_results=1000) if experiments else []
+
+
+def assert_each_refused_before_any_run(
+    store: str, cli, tmp_path: Path, experiment: str, cases: dict, extra=()
+):
+    """Run `experiment` with each case's overrides (`cases`: name -> (overrides of a scratch folder,
+    fragments)): each exits 2 with every fragment in its error, no traceback, and no MLflow run.
+    One store for every case: a fresh sqlite store costs seconds to create."""
+    for case, (overrides, expected) in cases.items():
+        folder = tmp_path / case.replace(" ", "_")
+        folder.mkdir()
+        status, _, error = cli("run", "-e", experiment, *overrides(folder), *extra)
+        assert status == 2, f"{case}: {error}"
+        for fragment in expected:
+            assert fragment in error, f"{case}: {fragment!r} not in {error!r}"
+        assert "Traceback" not in error
+        assert all_runs(store) == [], f"{case}: a run was created"

@@ -15,9 +15,6 @@ from pipelines.compare import higher_is_better
 
 from .conftest import TINY, all_runs
 
-# One pytest-xdist worker runs the whole module: its store is built once for the module.
-pytestmark = pytest.mark.xdist_group("compare")
-
 TWO_EPOCHS = [*TINY, "train.epochs=2"]
 NARROW = "mlp-digits-narrow"
 

@@ -9,9 +9,6 @@ from models.gan import GAN, build_gan
 from models.registry import build
 from models.spec import DataSpec
 
-# One pytest-xdist worker runs the whole module: the fitted GANs are built once for the module.
-pytestmark = pytest.mark.xdist_group("gan_model")
-
 IMAGE = DataSpec((8, 8, 1), task="generation", num_classes=3)
 SEQUENCE = DataSpec((40,), task="generation", num_classes=3)
 SMALL = {"latent_dim": 8, "generator_units": (16, 8), "discriminator_units": (8, 16), "seed": 0}

@@ -13,7 +13,7 @@ import pytest
 from pipelines.config import DataConfig
 from pipelines.data import load_dataset
 
-from .conftest import all_runs
+from .conftest import all_runs, assert_each_refused_before_any_run
 
 QUICK = ["train.epochs=1", "train.batch_size=16"]
 
@@ -313,13 +313,4 @@ BAD_INPUTS = {
 
 
 def test_each_bad_input_exits_2_naming_the_problem_before_any_run(store, cli, tmp_path):
-    # One store for every case: a fresh sqlite store costs seconds to create.
-    for case, (overrides, expected) in BAD_INPUTS.items():
-        folder = tmp_path / case.replace(" ", "_")
-        folder.mkdir()
-        status, _, error = cli("run", "-e", "mlp-digits", *overrides(folder), *QUICK)
-        assert status == 2, f"{case}: {error}"
-        for fragment in expected:
-            assert fragment in error, f"{case}: {fragment!r} not in {error!r}"
-        assert "Traceback" not in error
-        assert all_runs(store) == [], f"{case}: a run was created"
+    assert_each_refused_before_any_run(store, cli, tmp_path, "mlp-digits", BAD_INPUTS, QUICK)

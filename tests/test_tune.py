@@ -84,7 +84,16 @@ def test_space_reads_dotted_keys_from_files_and_nested_overrides():
 
 
 def test_every_shipped_classification_experiment_has_a_space_whose_bounds_are_valid():
-    for name in ("mlp-digits", "cnn-digits", "rnn-digits", "lstm-digits", "mlp-mnist1d", "cnn-mnist1d"):
+    for name in (
+        "mlp-digits",
+        "cnn-digits",
+        "rnn-digits",
+        "lstm-digits",
+        "mlp-mnist1d",
+        "cnn-mnist1d",
+        "lstm-text",
+        "cnn-text",
+    ):
         plan = plan_tune(name, [])
         assert plan.space, name
         assert len(plan.bound_configs) > len(plan.space)

@@ -1,10 +1,11 @@
 """The one place that knows where data comes from and how it is stored and read.
 
-Imports run one way: sources (`tfds_source`, `csv_source`, `array_source`, `image_source`, on
-`source`) -> the prepared format (`prepared`: TFRecord shards in a content-addressed folder) ->
-the tf.data input pipeline (`input_pipeline`). `load_dataset` prepares a configured dataset once
-(one streaming pass) and afterwards finds the prepared copy again, by a key of the data config and
-the source's fingerprint; every stage then streams the shards.
+Imports run one way: sources (`tfds_source`, `csv_source`, `array_source`, `image_source`,
+`text_source`, on `source`) -> the prepared format (`prepared`: TFRecord shards in a
+content-addressed folder) -> the tf.data input pipeline (`input_pipeline`). `load_dataset`
+prepares a configured dataset once (one streaming pass) and afterwards finds the prepared copy
+again, by a key of the data config and the source's fingerprint; every stage then streams the
+shards.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def read_source(config: DataConfig) -> SourceData:
         from pipelines.data.array_source import read_arrays
 
         return read_arrays(config)
+    if config.source == "text":
+        from pipelines.data.text_source import read_text_folder
+
+        return read_text_folder(config)
     from pipelines.data.image_source import read_images
 
     return read_images(config)

@@ -1,15 +1,19 @@
-"""A CSV file as a source: feature columns and a target column, or windows of a time series.
+"""A CSV file as a source: feature columns and a target column, a column of text and a target
+column, or windows of a time series.
 
 The file is read in chunks of rows. A first pass reads only the target (and `split`) column, to
 know the task, the classes and the number of rows; the second streams the feature columns. Rows
 go to splits by the `split` column when there is one, else by `assign_splits` (a seeded hash of
 the row number): stable across reruns without holding the file. A forecast's series is one
-column, read whole; its windows are cut chunk by chunk.
+column, read whole; its windows are cut chunk by chunk. A text column is stored as strings (the
+model tokenises them); an empty or non-UTF-8 cell is refused naming its row.
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +38,8 @@ from pipelines.data.source import (
 CHUNK_ROWS = 65536
 # A CSV column of this name assigns each row to a split.
 SPLIT_COLUMN = "split"
+# What Python's "surrogateescape" makes of a byte that is not UTF-8.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def read_csv(config: DataConfig) -> SourceData:
@@ -48,7 +54,8 @@ def read_csv(config: DataConfig) -> SourceData:
         )
     if config.task == "forecast":
         return _forecast(config, path, head)
-    features = _feature_columns(config, path, head)
+    text_column = _text_column(config, path, head)
+    features = [text_column] if text_column else _feature_columns(config, path, head)
     label_columns = [config.target] + ([SPLIT_COLUMN] if SPLIT_COLUMN in head.columns else [])
     labels = _read(path, usecols=label_columns)
     task, y, class_names = targets(
@@ -66,9 +73,15 @@ def read_csv(config: DataConfig) -> SourceData:
 
     def chunks() -> Iterator[Chunk]:
         offset = 0
-        for frame in _read(path, usecols=features, chunksize=CHUNK_ROWS):
+        # A text column keeps its cells as written: "NA" is a word, an empty cell an empty text.
+        as_text = {"dtype": {text_column: object}, "keep_default_na": False} if text_column else {}
+        for frame in _read(path, usecols=features, chunksize=CHUNK_ROWS, **as_text):
             rows = slice(offset, offset + len(frame))
-            x = _numeric(frame, features, path, offset)
+            x = (
+                _texts(frame[text_column], path, offset)
+                if text_column
+                else _numeric(frame, features, path, offset)
+            )
             yield from route(codes[rows], x, y[rows])
             offset += len(frame)
 
@@ -77,14 +90,14 @@ def read_csv(config: DataConfig) -> SourceData:
         version=file_fingerprint(path),
         source="csv",
         task=task,
-        element_shape=(len(features),),
-        stored_dtype="float32",
+        element_shape=() if text_column else (len(features),),
+        stored_dtype="string" if text_column else "float32",
         target_shape=tuple(y.shape[1:]),
         chunks=chunks,
         class_names=class_names,
         location=str(path),
         features=features,
-        input_statistics=True,
+        input_statistics=not text_column,
         target_statistics=True,
     )
 
@@ -95,11 +108,72 @@ def _read(path: Path, **options):
 
     try:
         return pd.read_csv(path, **options)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise ConfigError(
             f"data.path: {str(path)!r} is not a readable CSV file ({first_line(error)}); "
             "allowed: a comma-separated file with a header row"
         ) from None
+
+
+def _not_utf8(path: Path) -> ConfigError:
+    """The refusal of a file that is not UTF-8, naming the first row and column that is not."""
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        for row, cells in enumerate(itertools.chain([header], reader)):
+            for index, cell in enumerate(cells):
+                escaped = _ESCAPED_BYTE.search(cell)
+                if escaped is None:
+                    continue
+                where = "the header row" if row == 0 else f"data row {row}"
+                column = header[index] if row and index < len(header) else f"number {index + 1}"
+                return ConfigError(
+                    f"data.path: column {column!r} of {str(path)!r} is not UTF-8 in {where} (byte "
+                    f"{ord(escaped.group()) - 0xDC00:#04x}); allowed: a UTF-8 file (re-save it as UTF-8)"
+                )
+    return ConfigError(f"data.path: {str(path)!r} is not UTF-8; allowed: a UTF-8 file (re-save it as UTF-8)")
+
+
+def _texts(column, path: Path, first_row: int) -> np.ndarray:
+    """A chunk's text cells as strings, refusing an empty one with its row."""
+    texts = column.to_numpy(dtype=object)
+    for row, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(
+                f"data.text_column: column {column.name!r} of {str(path)!r} has an empty cell in data row "
+                f"{first_row + row + 1}; allowed: some text in every row"
+            )
+    return texts
+
+
+def _text_column(config: DataConfig, path: Path, head) -> str | None:
+    """The column of text to read: `data.text_column`; under `auto` the one non-numeric column
+    besides the target and the split, if there is exactly one; unset, that column only when no
+    numeric one is beside it. None reads numeric features."""
+    import pandas as pd
+
+    columns = [str(column) for column in head.columns]
+    if config.text_column not in (None, "auto"):
+        if config.text_column not in columns:
+            raise ConfigError(
+                f"data.text_column: column {config.text_column!r} is not in {str(path)!r}; "
+                f"allowed: {', '.join(columns)}"
+            )
+        return config.text_column
+    if config.features is not None:
+        return None
+    others = [column for column in columns if column not in (config.target, SPLIT_COLUMN)]
+    texts = [column for column in others if not pd.api.types.is_numeric_dtype(head[column])]
+    if config.text_column == "auto" and len(texts) > 1:
+        raise ConfigError(
+            f"data.text_column: auto finds {len(texts)} text columns in {str(path)!r} "
+            f"({', '.join(texts)}); allowed: data.text_column=<one of them>"
+        )
+    if len(texts) == 1 and (config.text_column == "auto" or others == texts):
+        return texts[0]
+    return None
 
 
 def _numeric(frame, features: list[str], path: Path, first_row: int) -> np.ndarray:
@@ -156,7 +230,8 @@ def _feature_columns(config: DataConfig, path: Path, head) -> list[str]:
         if not features:
             raise ConfigError(
                 f"data.features: {described} has no numeric column besides the target "
-                f"{config.target!r} (columns: {', '.join(columns)}); allowed: at least one numeric feature"
+                f"{config.target!r} (columns: {', '.join(columns)}); allowed: at least one numeric feature, "
+                "or data.text_column=<a column of text> with model.architecture rnn, lstm or cnn"
             )
     else:
         features = list(config.features)

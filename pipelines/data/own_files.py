@@ -1,13 +1,17 @@
 """What the sources of the user's own files share: finding the file, reading labels as classes or
-regression targets, and the refusals that name the input, the bad value and what is allowed."""
+regression targets, the class-folder layout of image and text folders, and the refusals that name
+the input, the bad value and what is allowed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.config import ConfigError
+from pipelines.config import ConfigError, DataConfig
+from pipelines.data.source import SPLITS, TRAIN, VALIDATION_SPLIT_SEED, assign_splits, carve_validation
 
 # An integer target with at most this many distinct values is a class label (`data.task: auto`).
 MAX_INFERRED_CLASSES = 20
@@ -84,3 +88,108 @@ def check_trainable(train_examples: int, path: Path) -> None:
             f"data.path: {str(path)!r} leaves {train_examples} training example(s); "
             "allowed: at least 2, so that one can be held out for validation"
         )
+
+
+@dataclass
+class ClassFolderFiles:
+    """The files of a folder with one sub-folder per class, labelled and assigned to splits, in a
+    seeded random order (so that a split streamed through a bounded shuffle buffer mixes classes)."""
+
+    folder: Path  # the user's folder, absolute
+    files: list[Path]
+    labels: np.ndarray  # int32 class index per file
+    codes: np.ndarray  # split code per file (TRAIN, VALIDATION, TEST)
+    class_names: list[str]
+
+
+def class_folder_files(config: DataConfig, extensions: tuple[str, ...], kind: str) -> ClassFolderFiles:
+    """Every `extensions` file of the folder `data.path`, labelled by its class sub-folder
+    (`keras.utils.*_dataset_from_directory`'s layout), split by its `train/`, `test/` (and optional
+    `validation/`) split folder, or by a seeded draw when there are none. `kind` names the files
+    in refusals ("image", "text file")."""
+    folder = existing(config.path, folder=True)
+    split_folders = {
+        SPLIT_NAMES[child.name.lower()]: child
+        for child in _subfolders(folder)
+        if child.name.lower() in SPLIT_NAMES
+    }
+    if split_folders and not {"train", "test"} <= set(split_folders):
+        present = ", ".join(f"{child.name}/" for child in split_folders.values())
+        raise ConfigError(
+            f"data.path: {str(folder)!r} has split folder(s) {present} but not both train/ and test/; "
+            "allowed: train/ and test/ (validation/ optional), each with one sub-folder per class, "
+            "or one sub-folder per class"
+        )
+    if split_folders:
+        class_names = _class_folders(split_folders["train"], kind)
+        files, labels, codes = [], [], []
+        for split in SPLITS:
+            if split not in split_folders:
+                continue
+            labelled = _labelled_files(split_folders[split], class_names, extensions, kind, split == "train")
+            for path, label in labelled:
+                files.append(path)
+                labels.append(label)
+                codes.append(SPLITS.index(split))
+        codes = np.array(codes, dtype=np.int8)
+        check_trainable(int((codes == TRAIN).sum()), folder)
+        if "validation" not in split_folders:
+            codes = carve_validation(codes, config.validation_fraction, VALIDATION_SPLIT_SEED)
+    else:
+        class_names = _class_folders(folder, kind)
+        pairs = list(_labelled_files(folder, class_names, extensions, kind, required=True))
+        files, labels = [path for path, _ in pairs], [label for _, label in pairs]
+        check_enough(len(files), folder)
+        codes = assign_splits(
+            len(files), config.validation_fraction, config.test_fraction, VALIDATION_SPLIT_SEED
+        )
+    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(files))
+    return ClassFolderFiles(
+        folder=folder,
+        files=[files[index] for index in order],
+        labels=np.array(labels, dtype=np.int32)[order],
+        codes=codes[order],
+        class_names=class_names,
+    )
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
+
+
+def _class_folders(folder: Path, kind: str) -> list[str]:
+    """The class names of a folder: its sub-folders, at least two."""
+    classes = [child.name for child in _subfolders(folder)]
+    if len(classes) < 2:
+        raise ConfigError(
+            f"data.path: {str(folder)!r} has {len(classes)} class sub-folder(s); "
+            f"allowed: one sub-folder of {kind}s per class, at least two"
+        )
+    return classes
+
+
+def _labelled_files(
+    folder: Path, class_names: list[str], extensions: tuple[str, ...], kind: str, required: bool
+) -> Iterator[tuple[Path, int]]:
+    """(file, class index) for every `extensions` file under `folder`'s class folders, in sorted order.
+
+    Every class folder must hold such a file where `required` (the split that trains); a class
+    folder that is not one of `class_names` is refused.
+    """
+    for child in _subfolders(folder):
+        if child.name not in class_names:
+            raise ConfigError(
+                f"data.path: class folder {child.name!r} in {str(folder)!r} is not a class of the train "
+                f"split; allowed: {', '.join(class_names)}"
+            )
+        found = sorted(
+            file for file in child.rglob("*") if file.is_file() and file.suffix.lower() in extensions
+        )
+        if required and not found:
+            raise ConfigError(
+                f"data.path: class folder {child.name!r} in {str(folder)!r} holds no {kind}; "
+                f"allowed: at least one {', '.join(extensions)} file per class folder"
+            )
+        label = class_names.index(child.name)
+        for file in found:
+            yield file, label

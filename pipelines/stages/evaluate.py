@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
 
 import keras
@@ -21,6 +22,7 @@ GAN_REAL_EXAMPLES = 10_000
 FORECAST_PLOT_WINDOWS = 200
 EVALUATE_BATCH_SIZE = 256
 EVALUATE_BATCH_BYTES = 16 << 20  # the forecast plot shows the first test windows
+EXAMPLES_SHOWN = 10  # text: the most confident right and wrong test sentences, each
 
 
 def evaluate_stage(
@@ -136,14 +138,18 @@ def generation_scores(
 
 
 def _classification_report(batches: Iterable, dataset: PreparedDataset) -> dict[str, float]:
-    """Loss, accuracy, macro-F1, the confusion matrix and a per-class table, batch by batch."""
+    """Loss, accuracy, macro-F1, the confusion matrix and a per-class table, batch by batch; for
+    text also the most confident right and wrong test texts (`examples.json`)."""
     classes = dataset.spec.num_classes
     names = [dataset.class_name(c) for c in range(classes)]
     matrix = np.zeros((classes, classes), dtype=np.int64)
     loss_sum, count = 0.0, 0
-    for _, labels, probabilities in batches:
+    shown = ConfidentExamples(names, EXAMPLES_SHOWN) if dataset.spec.input_dtype == "string" else None
+    for inputs, labels, probabilities in batches:
         labels = labels.astype(np.int64)
         predictions = probabilities.argmax(axis=-1)
+        if shown is not None:
+            shown.add(inputs, labels, probabilities)
         matrix += np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(
             classes, classes
         )
@@ -168,11 +174,61 @@ def _classification_report(batches: Iterable, dataset: PreparedDataset) -> dict[
     )
     mlflow.log_figure(plots.confusion_matrix(matrix, names), "confusion_matrix.png")
     mlflow.log_dict({"classes": names, "matrix": matrix.tolist()}, "confusion_matrix.json")
+    if shown is not None:
+        mlflow.log_dict(shown.as_dict(), "examples.json")
     return {
         "test_loss": loss_sum / max(1, count),
         "test_accuracy": float(true_positives.sum() / max(1, count)),
         "test_macro_f1": float(f1.mean()),
     }
+
+
+class ConfidentExamples:
+    """The `count` test examples predicted right with the highest confidence, and the `count`
+    predicted wrong with the highest confidence, kept batch by batch (two bounded heaps)."""
+
+    def __init__(self, class_names: list[str], count: int) -> None:
+        self.class_names = class_names
+        self.count = count
+        self._kept: dict[bool, list[tuple[float, int, dict]]] = {True: [], False: []}
+        self._seen = 0
+
+    def add(self, texts: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> None:
+        """One batch: raw texts (str or UTF-8 bytes), true class indices, predicted probabilities."""
+        predictions = probabilities.argmax(axis=-1)
+        confidences = probabilities.max(axis=-1)
+        for text, label, predicted, confidence in zip(texts, labels, predictions, confidences, strict=True):
+            right = bool(label == predicted)
+            heap = self._kept[right]
+            entry = (
+                float(confidence),
+                -self._seen,
+                {"text": text, "label": int(label), "predicted": int(predicted)},
+            )
+            self._seen += 1
+            if len(heap) < self.count:
+                heapq.heappush(heap, entry)
+            elif entry[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, entry)
+
+    def as_dict(self) -> dict[str, list[dict]]:
+        """`right` and `wrong`, each most confident first: text, true and predicted class, confidence."""
+        return {
+            "right" if right else "wrong": [
+                self._shown(confidence, example)
+                for confidence, _, example in sorted(heap, key=lambda e: e[:2], reverse=True)
+            ]
+            for right, heap in self._kept.items()
+        }
+
+    def _shown(self, confidence: float, example: dict) -> dict:
+        text = example["text"]
+        return {
+            "text": text.decode("utf-8") if isinstance(text, bytes) else str(text),
+            "label": self.class_names[example["label"]],
+            "predicted": self.class_names[example["predicted"]],
+            "confidence": round(confidence, 4),
+        }
 
 
 def _regression_report(batches: Iterable, dataset: PreparedDataset) -> dict[str, float]:

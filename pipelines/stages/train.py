@@ -21,7 +21,7 @@ from pipelines.callbacks import (
     GradientFlowProbe,
     MlflowEpochLogger,
 )
-from pipelines.config import ConfigError, ExperimentConfig, TrainConfig
+from pipelines.config import TEXT_ARCHITECTURES, ConfigError, ExperimentConfig, TrainConfig
 from pipelines.data import (
     PreparedDataset,
     as_tf_dataset,
@@ -97,7 +97,11 @@ def train_stage(
             tracking.logged_steps(run.info.run_id, LOSS_METRIC[generative]) if resume_run_id else set()
         )
         logger = MlflowEpochLogger(samples_per_epoch=len(train_split), logged_steps=logged_steps)
-        callbacks = [keras.callbacks.TerminateOnNaN(), logger, *extra_callbacks]
+        callbacks = [keras.callbacks.TerminateOnNaN(), logger]
+        best = _best_epoch_keeper(config.train)
+        if best is not None:
+            callbacks.append(best)
+        callbacks += extra_callbacks
         # A progress bar where a person watches a terminal; one line per epoch anywhere else.
         interactive = sys.stdout.isatty()
         if not interactive:
@@ -151,6 +155,12 @@ def train_stage(
             {
                 "train_seconds": seconds,
                 "samples_per_second_mean": sum(logger.throughputs) / len(logger.throughputs),
+                # 1-based, as the logged epochs' steps; the weights of that epoch were restored.
+                **(
+                    {"best_epoch": best.best_epoch + 1}
+                    if best is not None and best.best_weights is not None
+                    else {}
+                ),
             }
         )
         mlflow.log_figure(plots.learning_curves(history), "learning_curves.png")
@@ -159,6 +169,17 @@ def train_stage(
         mlflow.set_tag("model_uri", model_uri)
     return TrainResult(
         run_id=run.info.run_id, model_uri=model_uri, model=model, history=history, stopped_epoch=stopped_epoch
+    )
+
+
+def _best_epoch_keeper(train: TrainConfig) -> keras.callbacks.EarlyStopping | None:
+    """Keras' EarlyStopping that never stops: it only keeps the best epoch's weights
+    (`train.restore_best`) and puts them back when training ends. A resumed training keeps the
+    best of the epochs it ran itself."""
+    if train.restore_best == "none":
+        return None
+    return keras.callbacks.EarlyStopping(
+        monitor=train.restore_best, patience=train.epochs + 1, restore_best_weights=True, verbose=0
     )
 
 
@@ -185,10 +206,18 @@ def _input_sharding(split, workers: int) -> str:
 def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -> None:
     """Refuse, before any training, an architecture or probe that cannot read this dataset."""
     architecture = config.architecture
-    if dataset.spec.input_dtype == "string" and architecture not in RECURRENT_ARCHITECTURES:
+    if dataset.spec.input_dtype == "string" and architecture not in TEXT_ARCHITECTURES:
         raise ConfigError(
             f"model.architecture: {architecture!r} cannot read the text of dataset {dataset.name!r}; "
-            f"allowed for text: {', '.join(RECURRENT_ARCHITECTURES)}"
+            f"allowed for text: {', '.join(TEXT_ARCHITECTURES)}"
+        )
+    restore = config.train.restore_best
+    if restore != "none" and (
+        architecture == "gan" or (restore == "val_accuracy" and dataset.spec.task != "classification")
+    ):
+        raise ConfigError(
+            f"train.restore_best: {restore!r} is not a validation metric of {architecture!r} on "
+            f"{dataset.name!r}; allowed: none" + (", val_loss" if architecture != "gan" else "")
         )
     probe_epochs = config.train.gradient_probe_epochs
     if probe_epochs and (architecture not in RECURRENT_ARCHITECTURES or dataset.spec.input_dtype == "string"):
@@ -204,10 +233,10 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
     unaugmentable = (
         "a forecast's time-ordered windows"
         if dataset.forecast
-        else "a table of CSV features"
-        if dataset.source == "csv"
         else "text"
         if dataset.spec.input_dtype == "string"
+        else "a table of CSV features"
+        if dataset.source == "csv"
         else None
     )
     if augment and unaugmentable:
@@ -223,7 +252,7 @@ def data_hparams(config: ExperimentConfig, dataset: PreparedDataset) -> dict:
     on its batches as they stream, never on the split held whole)."""
     if dataset.spec.input_dtype != "string":
         return {}
-    from models.recurrent import adapt_text_vocabulary
+    from models.text import adapt_text_vocabulary
 
     texts = as_tf_dataset(dataset.splits["train"], 1024, cache="none").map(lambda text, _: text)
     return {"vocabulary": adapt_text_vocabulary(texts, config.model.max_tokens)}
