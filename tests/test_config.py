@@ -30,10 +30,10 @@ def test_changing_architecture_drops_the_old_architectures_keys():
     assert config.model.filters == [8]
 
 
-def test_default_suite_shows_each_architecture_on_the_embedded_datasets():
+def test_default_suite_shows_each_architecture_on_the_embedded_digits():
     configs = load_experiments("default")
     assert {c.architecture for c in configs} == {"mlp", "cnn", "rnn", "lstm", "gan"}
-    assert {c.data.name for c in configs} == {"digits", "mnist1d"}
+    assert {c.data.name for c in configs} == {"digits"}
 
 
 # Shipped experiments for the user's own data name no file; the user gives it on the command line.
