@@ -31,6 +31,7 @@ SPACE = [
     "tune.space.model.units={choices: [[128, 128], [512, 512]]}",
     "tune.space.train.weight_decay={choices: [1.0e-2, 1.0e-1]}",
 ]
+GRID_POINTS = 16
 TARGET_EPOCH_SHARE = 0.5
 COLUMNS = (
     ("seed", "seed", "{}"),
@@ -67,6 +68,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--experiment", default="mlp-mnist1d", help="a shipped MNIST-1D experiment")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of every trial (train.epochs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--warmup-epochs", type=int, default=3, help="epochs before the median pruner may stop a trial"
+    )
+    parser.add_argument("--startup-trials", type=int, default=3, help="random trials before TPE and pruning")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "tune.json", help="where the JSON goes")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="more config overrides")
     return parser.parse_args(argv)
@@ -137,17 +142,26 @@ def measure_seed(arguments: argparse.Namespace, seed: int) -> SeedResult:
         *SPACE,
     ]
     started = time.perf_counter()
-    grid = _study(arguments.experiment, base, f"bench-grid-{seed}", ["tune.sampler=grid", "tune.pruner=none"])
+    # Its total is the grid's size: a finished grid study run again adds no trial.
+    grid_settings = ["tune.sampler=grid", "tune.pruner=none", f"tune.trials={GRID_POINTS}"]
+    grid = _study(arguments.experiment, base, f"bench-grid-{seed}", grid_settings)
     grid_trials = _finished(grid)
     grid_best = max(trial.value for trial in grid_trials if trial.value is not None)
     grid_epochs = sum(_epochs(trial) for trial in grid_trials)
     grid_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    tpe_settings = ["tune.sampler=tpe", "tune.pruner=median", "tune.startup_trials=3", "tune.warmup_epochs=3"]
+    tpe_settings = [
+        "tune.sampler=tpe",
+        "tune.pruner=median",
+        f"tune.startup_trials={arguments.startup_trials}",
+        f"tune.warmup_epochs={arguments.warmup_epochs}",
+    ]
+    # The pruner's settings name the study, so that other settings start a study of their own.
+    tpe_name = f"bench-tpe-{seed}-s{arguments.startup_trials}-w{arguments.warmup_epochs}"
     tpe_epochs, reached, tpe = 0, False, None
     for count in range(1, len(grid_trials) + 1):
-        tpe = _study(arguments.experiment, base, f"bench-tpe-{seed}", [*tpe_settings, f"tune.trials={count}"])
+        tpe = _study(arguments.experiment, base, tpe_name, [*tpe_settings, f"tune.trials={count}"])
         trials = _finished(tpe)
         tpe_epochs = sum(_epochs(trial) for trial in trials)
         if any(trial.value is not None and trial.value >= grid_best for trial in trials):
