@@ -134,6 +134,8 @@ def main(argv: list[str]) -> int:
 
 def measure_seed(arguments: argparse.Namespace, seed: int) -> SeedResult:
     """The grid study, then the TPE study continued trial by trial until it reaches the grid."""
+    from pipelines import tune
+
     base = [
         f"seed={seed}",
         f"tune.seed={seed}",
@@ -168,7 +170,7 @@ def measure_seed(arguments: argparse.Namespace, seed: int) -> SeedResult:
             reached = True
             break
     trials = _finished(tpe)
-    values = [trial.value if trial.value is not None else _last(trial) for trial in trials]
+    values = [trial.value if trial.value is not None else tune.last_reported(trial) for trial in trials]
     return SeedResult(
         seed=seed,
         grid_best=grid_best,
@@ -204,11 +206,6 @@ def _finished(study) -> list:
 def _epochs(trial) -> int:
     """Epochs a trial trained: the epochs it reported (its metric at each epoch end)."""
     return len(trial.intermediate_values)
-
-
-def _last(trial) -> float | None:
-    values = trial.intermediate_values
-    return values[max(values)] if values else None
 
 
 if __name__ == "__main__":

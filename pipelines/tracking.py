@@ -211,7 +211,7 @@ def shared_run_id(config: ExperimentConfig, stage: str, identity: dict[str, str]
     def candidates() -> list[Run]:
         runs = mlflow.search_runs(
             experiment_ids=[experiment],
-            filter_string=" and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items()),
+            filter_string=_tag_filter(tags),
             max_results=100,
             output_format="list",
         )
@@ -237,10 +237,9 @@ def end_abandoned_runs(config: ExperimentConfig, tags: dict[str, str], reason: s
     experiment = experiment_id(config)
 
     def running(conditions: dict[str, str]) -> list[Run]:
-        filters = [f"tags.`{key}` = '{value}'" for key, value in conditions.items()]
         return mlflow.search_runs(
             experiment_ids=[experiment],
-            filter_string=" and ".join([*filters, "attributes.status = 'RUNNING'"]),
+            filter_string=_tag_filter(conditions, status="RUNNING"),
             output_format="list",
         )
 
@@ -382,17 +381,22 @@ def metric_histories(run_id: str, metrics: list[str]) -> dict[str, list[float]]:
 
 def newest_run(experiment_id: str, tags: dict[str, str], finished: bool = True) -> Run | None:
     """The newest run of an experiment carrying all `tags` (only FINISHED ones unless told), or None."""
-    conditions = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
-    if finished:
-        conditions.append("attributes.status = 'FINISHED'")
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
-        filter_string=" and ".join(conditions),
+        filter_string=_tag_filter(tags, status="FINISHED" if finished else None),
         order_by=["attributes.start_time DESC"],
         max_results=1,
         output_format="list",
     )
     return runs[0] if runs else None
+
+
+def _tag_filter(tags: dict[str, str], status: str | None = None) -> str:
+    """An MLflow search filter for runs carrying every one of `tags` (and in `status`, if given)."""
+    conditions = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+    if status is not None:
+        conditions.append(f"attributes.status = '{status}'")
+    return " and ".join(conditions)
 
 
 def get_run(run_id: str) -> Run:

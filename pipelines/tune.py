@@ -513,7 +513,7 @@ def _trial_rows(plan: TunePlan, trials: list[optuna.trial.FrozenTrial]) -> list[
     for trial in trials:
         if trial.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
             continue
-        value = trial.value if trial.value is not None else _last_reported(trial)
+        value = trial.value if trial.value is not None else last_reported(trial)
         state = trial.state.name.lower()
         if trial.state.name == "PRUNED" and trial.intermediate_values:
             state += f" @{max(trial.intermediate_values)}"
@@ -530,7 +530,8 @@ def _trial_rows(plan: TunePlan, trials: list[optuna.trial.FrozenTrial]) -> list[
     return rows
 
 
-def _last_reported(trial: optuna.trial.FrozenTrial) -> float | None:
+def last_reported(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The metric a trial reported at its last epoch end (a pruned trial's final value)."""
     if not trial.intermediate_values:
         return None
     return trial.intermediate_values[max(trial.intermediate_values)]
