@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +51,42 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(tmp_path)
     import mlflow
 
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@contextlib.contextmanager
+def shared_store(folder: Path) -> Iterator[str]:
+    """A fresh sqlite MLflow store in `folder` (cwd and MLFLOW_TRACKING_URI point at it) for a
+    module-scoped fixture: one pipeline run that several tests read costs one run, not one each."""
+    import mlflow
+
+    (folder / "mlruns").mkdir(parents=True)
+    shutil.copyfile(_empty_store_database(), folder / "mlruns" / "mlflow.db")
+    uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)
+        mlflow.set_tracking_uri(uri)
+        yield uri
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """`deeparch ...` in this process outside a test (in a module fixture): (status, stdout, stderr)."""
+    from pipelines.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(list(args))
+    return status, out.getvalue(), err.getvalue()
+
+
+def use_store(uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point this test (environment, cwd, MLflow's client) at a shared store built by a module fixture."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(Path(uri.removeprefix("sqlite:///")).parent.parent)
     mlflow.set_tracking_uri(uri)
     return uri
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .conftest import TINY, all_runs
+from .conftest import TINY, all_runs, run_cli, shared_store, use_store
 
 TINY_EVALUATOR = """
 name: tiny-evaluator
@@ -17,11 +20,40 @@ train: {epochs: 1, batch_size: 32}
 """
 
 
-@pytest.fixture
-def tiny_evaluator(tmp_path: Path) -> str:
-    path = tmp_path / "tiny-evaluator.yaml"
-    path.write_text(TINY_EVALUATOR)
-    return f"evaluate.evaluator={path}"
+@dataclass
+class GanRun:
+    uri: str
+    status: int
+    output: str
+    error: str
+    scipy_warnings: list
+    export: Path
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory) -> Iterator[GanRun]:
+    """One conditional GAN run, prepare to export, scored by a tiny evaluator: the tests read it."""
+    import scipy.linalg
+
+    folder = tmp_path_factory.mktemp("gan")
+    evaluator = folder / "tiny-evaluator.yaml"
+    evaluator.write_text(TINY_EVALUATOR)
+    with shared_store(folder / "store") as uri:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status, output, error = run_cli(
+                "run",
+                "-e",
+                "gan-digits",
+                *TINY,
+                "train.sample_every=1",
+                "evaluate.generated_samples=64",
+                f"evaluate.evaluator={evaluator}",
+                "--out",
+                str(folder / "generator"),
+            )
+        linalg = [w for w in caught if issubclass(w.category, scipy.linalg.LinAlgWarning)]
+        yield GanRun(uri, status, output, error, linalg, folder / "generator")
 
 
 def _by_stage(uri: str, architecture: str) -> dict[str, list]:
@@ -32,17 +64,9 @@ def _by_stage(uri: str, architecture: str) -> dict[str, list]:
     return runs
 
 
-def test_conditional_gan_runs_prepare_to_export_and_is_scored_by_an_evaluator_run(store, cli, tiny_evaluator):
-    status, output, _ = cli(
-        "run",
-        "-e",
-        "gan-digits",
-        *TINY,
-        "train.sample_every=1",
-        "evaluate.generated_samples=64",
-        tiny_evaluator,
-    )
-    assert status == 0, output
+def test_conditional_gan_runs_prepare_to_export_and_is_scored_by_an_evaluator_run(gan_run, cli, monkeypatch):
+    assert gan_run.status == 0, gan_run.error
+    store = use_store(gan_run.uri, monkeypatch)
     gan = _by_stage(store, "gan")
     train = gan["train"][0]
     for metric in ("d_loss", "g_loss", "d_real", "d_fake"):
@@ -58,26 +82,25 @@ def test_conditional_gan_runs_prepare_to_export_and_is_scored_by_an_evaluator_ru
     assert len(_by_stage(store, "cnn")["train"]) == 1
 
 
-def test_exported_generator_takes_latents_and_labels(store, cli, tiny_evaluator, tmp_path):
+def test_a_gan_headline_is_its_conditional_accuracy_and_frechet_ratio_without_scipy_warnings(gan_run):
+    assert gan_run.status == 0, gan_run.error
+    assert gan_run.scipy_warnings == []
+    gan = next(
+        run
+        for run in all_runs(gan_run.uri)
+        if run.data.tags.get("stage") == "evaluate" and run.data.tags["architecture"] == "gan"
+    )
+    accuracy, ratio = gan.data.metrics["conditional_accuracy"], gan.data.metrics["frechet_ratio"]
+    assert f"conditional accuracy {accuracy:.4f}, Fréchet ratio {ratio:.2f}" in gan_run.output
+
+
+def test_exported_generator_takes_latents_and_labels(gan_run):
     import tensorflow as tf
 
-    out = tmp_path / "generator"
-    assert (
-        cli(
-            "run",
-            "-e",
-            "gan-digits",
-            *TINY,
-            "evaluate.generated_samples=32",
-            tiny_evaluator,
-            "--out",
-            str(out),
-        )[0]
-        == 0
-    )
-    export = _by_stage(store, "gan")["export"][0]
+    assert gan_run.status == 0, gan_run.error
+    export = _by_stage(gan_run.uri, "gan")["export"][0]
     assert export.data.metrics["parity_max_abs_diff"] <= 1e-5
-    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(gan_run.export)).signatures["serving_default"]
     assert set(serve.structured_input_signature[1]) == {"latent", "labels"}
     (samples,) = serve(latent=tf.random.normal([3, 32]), labels=tf.constant([0, 1, 2], tf.int32)).values()
     assert samples.shape == (3, 8, 8, 1)

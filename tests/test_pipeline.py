@@ -5,12 +5,34 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 
-from .conftest import TINY, all_runs
+from pipelines.config import load_experiment
+
+from .conftest import TINY, all_runs, run_cli, shared_store, use_store
+
+# One run of the pipeline that the first tests below all read.
+DIGITS = [*TINY, "model.units=[16]"]
+
+
+@dataclass
+class DigitsRun:
+    uri: str
+    status: int
+    output: str
+    error: str
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Iterator[DigitsRun]:
+    with shared_store(tmp_path_factory.mktemp("digits")) as uri:
+        yield DigitsRun(uri, *run_cli("run", "-e", "mlp-digits", *DIGITS))
 
 
 def _runs_by_stage(uri: str) -> dict[str, list]:
@@ -20,9 +42,9 @@ def _runs_by_stage(uri: str) -> dict[str, list]:
     return runs
 
 
-def test_run_logs_one_parent_with_a_nested_child_per_stage(store, cli):
-    status, output, _ = cli("run", "-e", "mlp-digits", *TINY)
-    assert status == 0
+def test_run_logs_one_parent_with_a_nested_child_per_stage(digits_run):
+    store, output = digits_run.uri, digits_run.output
+    assert digits_run.status == 0, digits_run.error
     runs = _runs_by_stage(store)
     assert {stage: len(found) for stage, found in runs.items()} == {
         "pipeline": 1,
@@ -53,8 +75,9 @@ def test_run_logs_one_parent_with_a_nested_child_per_stage(store, cli):
     assert f"#/experiments/{parent.info.experiment_id}/runs" in output
 
 
-def test_stages_log_what_the_design_table_says(store, cli):
-    assert cli("run", "-e", "mlp-digits", *TINY)[0] == 0
+def test_stages_log_what_the_design_table_says(digits_run, monkeypatch):
+    store = use_store(digits_run.uri, monkeypatch)
+    assert digits_run.status == 0, digits_run.error
     runs = _runs_by_stage(store)
     client = mlflow.MlflowClient(store)
 
@@ -71,7 +94,7 @@ def test_stages_log_what_the_design_table_says(store, cli):
 
     train = runs["train"][0]
     assert train.data.params["train.epochs"] == "1"
-    assert train.data.params["model.units"] == "[128, 64]"
+    assert train.data.params["model.units"] == "[16]"
     assert int(train.data.params["parameter_count"]) > 0
     for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "samples_per_second"):
         assert metric in train.data.metrics
@@ -90,6 +113,16 @@ def test_stages_log_what_the_design_table_says(store, cli):
     export = runs["export"][0]
     assert export.data.metrics["parity_max_abs_diff"] <= 1e-5
     assert "saved_model" in {a.path for a in client.list_artifacts(export.info.run_id)}
+
+
+def test_the_pipeline_run_carries_the_config_params_and_the_headline_metrics(digits_run):
+    assert digits_run.status == 0, digits_run.error
+    runs = _runs_by_stage(digits_run.uri)
+    (pipeline,), (train,) = runs["pipeline"], runs["train"]
+    assert pipeline.data.params == load_experiment("mlp-digits", DIGITS).flat_params()
+    assert pipeline.data.params == {key: train.data.params[key] for key in pipeline.data.params}
+    assert pipeline.data.params["model.units"] == "[16]"
+    assert {"test_accuracy", "test_macro_f1"} <= set(pipeline.data.metrics)
 
 
 def test_each_stage_runs_alone_from_an_earlier_run(store, cli, tmp_path):

@@ -203,6 +203,10 @@ def test_pruning_stops_a_trial_whose_learning_rate_cannot_learn(store, cli, tmp_
 # --- several workers, one storage ----------------------------------------------------------------
 
 
+# Two worker processes cost a minute of CPU; `make test` keeps the SIGKILL test below, where a
+# worker's restart continues the same sqlite study, and `make test-slow` runs this one and its
+# PostgreSQL twin.
+@pytest.mark.slow
 def test_two_workers_share_one_study_and_complete_exactly_its_trials(store, tmp_path):
     workers = [_worker(tmp_path, "--trials", "4") for _ in range(2)]
     for worker in workers:
@@ -259,6 +263,9 @@ def test_two_workers_share_a_study_in_postgresql(store, tmp_path, postgres_uri):
     study = optuna.load_study(study_name=summary.study_name, storage=postgres_uri)
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 4
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
-    trial_numbers = [run.data.tags["trial"] for run in _runs_by_stage(store)["pipeline"]]
+    runs = _runs_by_stage(store)
+    (tune,) = runs["tune"]  # both workers log under one tune run
+    trial_numbers = [run.data.tags["trial"] for run in runs["pipeline"]]
     assert len(trial_numbers) == len(set(trial_numbers)) == 4
+    assert all(run.data.tags["mlflow.parentRunId"] == tune.info.run_id for run in runs["pipeline"])
     assert not (tmp_path / "mlruns" / "optuna.db").exists()
