@@ -155,16 +155,16 @@ def test_evaluate_rejects_a_run_that_is_not_a_train_run(store, cli):
     assert status == 2 and "does not exist" in error
 
 
-def test_exported_saved_model_reloads_in_another_process_with_parity(store, cli, tmp_path):
-    assert cli("run", "-e", "cnn-digits", *TINY, "--out", str(tmp_path / "export"))[0] == 0
-    train = _runs_by_stage(store)["train"][0]
-    keras_model = mlflow.tensorflow.load_model(train.data.tags["model_uri"])
+def test_exported_saved_model_reloads_in_another_process_with_parity(digits_run, tmp_path, monkeypatch):
+    runs = _runs_by_stage(use_store(digits_run.uri, monkeypatch))
+    keras_model = mlflow.tensorflow.load_model(runs["train"][0].data.tags["model_uri"])
+    export = Path(runs["export"][0].data.tags["export_path"])
     batch = np.random.default_rng(0).random((5, 8, 8, 1), dtype=np.float32)
     np.save(tmp_path / "batch.npy", batch)
     np.save(tmp_path / "expected.npy", np.asarray(keras_model(batch)))
     script = f"""
 import json, numpy as np, tensorflow as tf
-loaded = tf.saved_model.load({str(tmp_path / "export")!r})
+loaded = tf.saved_model.load({str(export)!r})
 serve = loaded.signatures["serving_default"]
 (name,) = serve.structured_input_signature[1]
 (out,) = serve(**{{name: tf.constant(np.load({str(tmp_path / "batch.npy")!r}))}}).values()
