@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import mlflow
+from collections.abc import Iterator
 
-from .conftest import TINY, all_runs
+import mlflow
+import pytest
+
+from .conftest import TINY, all_runs, run_cli, shared_store, use_store
 
 
 def _train_runs(uri: str) -> list:
@@ -44,15 +47,25 @@ def test_promotion_refuses_a_version_below_the_experiments_threshold(store, cli)
     assert "champion" not in client.get_registered_model("digits-classifier").aliases
 
 
-def test_promotion_refuses_a_version_without_evaluation(store, cli):
-    assert cli("train", "-e", "mlp-digits", *TINY)[0] == 0
-    run_id = _train_runs(store)[0].info.run_id
-    assert cli("export", "--run", run_id, "--register", "unevaluated")[0] == 0
+@pytest.fixture(scope="module")
+def unevaluated(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """A store where model `unevaluated` has version 1, exported from a train run never evaluated:
+    (store URI, that train run's id)."""
+    with shared_store(tmp_path_factory.mktemp("registry")) as uri:
+        assert run_cli("train", "-e", "mlp-digits", *TINY)[0] == 0
+        run_id = _train_runs(uri)[0].info.run_id
+        assert run_cli("export", "--run", run_id, "--register", "unevaluated")[0] == 0
+        yield uri, run_id
+
+
+def test_promotion_refuses_a_version_without_evaluation(unevaluated, cli, monkeypatch):
+    uri, run_id = unevaluated
+    use_store(uri, monkeypatch)
     status, _, error = cli("promote", "unevaluated", "--version", "1")
     assert status == 1 and f"deeparch evaluate --run {run_id}" in error
 
 
-def test_promoting_an_unknown_version_is_a_usage_error(store, cli):
-    _train_evaluate_register(cli, store)
-    status, _, error = cli("promote", "digits-classifier", "--version", "7")
+def test_promoting_an_unknown_version_is_a_usage_error(unevaluated, cli, monkeypatch):
+    use_store(unevaluated[0], monkeypatch)
+    status, _, error = cli("promote", "unevaluated", "--version", "7")
     assert status == 2 and "has no version '7'" in error
