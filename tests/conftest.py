@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,16 @@ def shared_store(folder: Path) -> Iterator[str]:
         patch.chdir(folder)
         mlflow.set_tracking_uri(uri)
         yield uri
+
+
+@dataclass
+class SharedRun:
+    """What a module fixture's `deeparch` command left: the store it wrote to, its exit status and output."""
+
+    uri: str
+    status: int
+    output: str
+    error: str
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

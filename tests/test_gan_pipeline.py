@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import TINY, all_runs, run_cli, shared_store, use_store
+from .conftest import TINY, SharedRun, all_runs, run_cli, shared_store, use_store
 
 TINY_EVALUATOR = """
 name: tiny-evaluator
@@ -21,11 +21,7 @@ train: {epochs: 1, batch_size: 32}
 
 
 @dataclass
-class GanRun:
-    uri: str
-    status: int
-    output: str
-    error: str
+class GanRun(SharedRun):
     scipy_warnings: list
     export: Path
 

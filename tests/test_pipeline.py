@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -15,24 +14,16 @@ import pytest
 
 from pipelines.config import load_experiment
 
-from .conftest import TINY, all_runs, run_cli, shared_store, use_store
+from .conftest import TINY, SharedRun, all_runs, run_cli, shared_store, use_store
 
 # One run of the pipeline that the first tests below all read.
 DIGITS = [*TINY, "model.units=[16]"]
 
 
-@dataclass
-class DigitsRun:
-    uri: str
-    status: int
-    output: str
-    error: str
-
-
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory) -> Iterator[DigitsRun]:
+def digits_run(tmp_path_factory) -> Iterator[SharedRun]:
     with shared_store(tmp_path_factory.mktemp("digits")) as uri:
-        yield DigitsRun(uri, *run_cli("run", "-e", "mlp-digits", *DIGITS))
+        yield SharedRun(uri, *run_cli("run", "-e", "mlp-digits", *DIGITS))
 
 
 def _runs_by_stage(uri: str) -> dict[str, list]:
