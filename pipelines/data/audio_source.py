@@ -68,6 +68,11 @@ def _clip(file: Path, sample_rate: int, samples: int) -> np.ndarray:
     waveform = waveform[:samples]
     if len(waveform) < samples:
         waveform = np.pad(waveform, (0, samples - len(waveform)))
+    return pcm16(waveform)
+
+
+def pcm16(waveform: np.ndarray) -> np.ndarray:
+    """Samples in [-1, 1) as 16-bit PCM (rounded, clipped), as a WAV file would hold them."""
     return np.clip(np.round(waveform * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1).astype(np.int16)
 
 

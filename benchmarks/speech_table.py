@@ -1,0 +1,109 @@
+"""The shipped speech experiments on the embedded `spoken_digits` (espeak-ng voices; the test
+split's voices are never heard in training), with how long the dataset takes to synthesise.
+
+`cnn-speech` and `lstm-speech` run through the whole pipeline once per seed (mnist1d_table.py's
+`run_experiment`: every stage forced, a fresh MLflow store) with their shipped defaults. The
+dataset is first generated into a fresh TFDS folder, timed (espeak-ng, resampling to 8 kHz and
+TFDS' writing, together), and then prepared once and shared by every run. Needs espeak-ng.
+
+    .venv/bin/python benchmarks/speech_table.py                  # 2 experiments x 3 seeds
+    .venv/bin/python benchmarks/speech_table.py --experiments cnn-speech --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from common import RESULTS_DIR, describe_load, machine, reference_seconds, write_json
+from mnist1d_table import run_experiment
+
+EXPERIMENTS = ("cnn-speech", "lstm-speech")
+TARGET_TRAIN_SECONDS = 300.0  # issue 14: each run under 5 minutes of training on 2 cores
+
+
+def generation_seconds() -> tuple[float, int]:
+    """Seconds to synthesise `spoken_digits` into the (fresh) TFDS folder, and its number of clips."""
+    import tensorflow_datasets as tfds
+
+    import pipelines.datasets.spoken_digits  # noqa: F401 - registers the builder
+
+    builder = tfds.builder("spoken_digits")
+    started = time.perf_counter()
+    builder.download_and_prepare()
+    return time.perf_counter() - started, sum(split.num_examples for split in builder.info.splits.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the dataset, run both experiments per seed; print the table and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "speech_table.json")
+    arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    reference = reference_seconds()
+    print(f"machine: {machine()}; 2048x2048 float32 matmul {reference:.3f} s; load {describe_load()}")
+    rows, started = [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="speech-table-") as scratch:
+        scratch = Path(scratch)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+        os.environ["TFDS_DATA_DIR"] = str(scratch / "tfds")  # read when TFDS is first imported
+        generated, clips = generation_seconds()
+        print(
+            f"spoken_digits: {clips} clips synthesised in {generated:.0f} s (load {describe_load()})",
+            flush=True,
+        )
+        for experiment in arguments.experiments:
+            result = run_experiment(experiment, arguments.seeds, [], scratch)
+            accuracies = result.accuracies
+            seconds = [run.train_seconds for run in result.runs]
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "mean_accuracy": statistics.fmean(accuracies),
+                    "std_accuracy": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+                    "mean_train_seconds": statistics.fmean(seconds),
+                    "max_train_seconds": max(seconds),
+                    "runs": [asdict(run) for run in result.runs],
+                }
+            )
+    total = time.perf_counter() - started
+
+    print(f"\nTest accuracy on spoken_digits (unseen voices), seeds {' '.join(map(str, arguments.seeds))}")
+    print("| experiment | test accuracy, mean ± std | per seed | train s, mean (max) |")
+    print("|---|---|---|---|")
+    for row in rows:
+        per_seed = " / ".join(f"{run['test_accuracy']:.1%}" for run in row["runs"])
+        accuracy = f"{row['mean_accuracy']:.2%} ± {row['std_accuracy']:.2%}"
+        print(
+            f"| {row['experiment']} | {accuracy} | {per_seed} "
+            f"| {row['mean_train_seconds']:.0f} ({row['max_train_seconds']:.0f}) |"
+        )
+    slowest = max(row["max_train_seconds"] for row in rows)
+    verdict = "met" if slowest <= TARGET_TRAIN_SECONDS else "MISSED"
+    print(f"slowest training {slowest:.0f} s (target <= {TARGET_TRAIN_SECONDS:.0f} s): {verdict}")
+    print(f"total {total:.0f} s; load {describe_load()}")
+    write_json(
+        arguments.json,
+        {
+            "machine": machine(),
+            "reference_matmul_seconds": reference,
+            "seeds": arguments.seeds,
+            "generation_seconds": generated,
+            "generated_clips": clips,
+            "total_seconds": total,
+            "rows": rows,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
