@@ -25,8 +25,8 @@ POWER_FLOOR = 1e-6
 class AudioFrontEnd:
     """How waveforms become model features: STFT frames of `frame_length` samples every
     `frame_step`, `mel_bins` log-mel bands standardised with `mean` and `variance` (per band,
-    from the train split: `adapt_spectrogram_statistics`), and train-only augmentation: Gaussian
-    noise of `noise_stddev` on the waveform, `frequency_masks` masks of up to
+    from the train split: `adapt_spectrogram_statistics`), and train-only augmentation: white
+    noise of a random level up to `noise_stddev` on the waveform, `frequency_masks` masks of up to
     `frequency_mask_width` bands and `time_masks` masks of up to `time_mask_width` frames."""
 
     mel_bins: int = 40
@@ -89,6 +89,36 @@ class LogMelSpectrogram(keras.layers.Layer):
             "frame_length": self.frame_length,
             "frame_step": self.frame_step,
         }
+
+
+@keras.saving.register_keras_serializable(package="deeparch")
+class WaveformNoise(keras.layers.Layer):
+    """White noise added to waveforms `(batch, samples)` at a random level per example, uniform
+    between none and `stddev`, only when called with `training=True`.
+
+    One fixed level (Keras' `GaussianNoise`) would teach the model that silence always hisses:
+    clean recordings, whose silence is far quieter, would then read as something it never heard.
+    """
+
+    def __init__(self, stddev: float, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.stddev, self.seed = stddev, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, waveforms: Any, training: bool | None = None) -> Any:
+        if not training:
+            return waveforms
+        levels = keras.random.uniform(
+            (ops.shape(waveforms)[0], 1), 0.0, self.stddev, seed=self.seed_generator
+        )
+        noise = keras.random.normal(ops.shape(waveforms), seed=self.seed_generator)
+        return waveforms + ops.cast(levels * noise, waveforms.dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="deeparch")
@@ -175,7 +205,7 @@ def audio_features(
         )
     x = waveforms
     if front_end.noise_stddev:
-        x = keras.layers.GaussianNoise(front_end.noise_stddev, name="waveform_noise")(x)
+        x = WaveformNoise(front_end.noise_stddev, name="waveform_noise")(x)
     x = front_end.log_mel(spec.sample_rate)(x)
     x = keras.layers.Normalization(
         axis=-1, mean=list(front_end.mean), variance=list(front_end.variance), name="mel_normalization"

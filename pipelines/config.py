@@ -224,7 +224,9 @@ class AudioInputConfig(StrictModel):
     )
     frame_step: PositiveInt = Field(128, description="Audio only: samples between successive STFT frames.")
     noise_stddev: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
-        0.0, description="Audio only: train-only Gaussian noise added to the waveform (full scale is 1)."
+        0.0,
+        description="Audio only: train-only white noise on the waveform, per clip of a random level up to "
+        "this standard deviation (full scale is 1).",
     )
     frequency_masks: Annotated[int, Field(ge=0, le=8)] = Field(
         0, description="Audio only: train-only SpecAugment masks of mel bands per example."

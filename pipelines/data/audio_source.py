@@ -19,7 +19,7 @@ import numpy as np
 
 from pipelines.config import ConfigError, DataConfig
 from pipelines.data.own_files import class_folder_files
-from pipelines.data.source import Chunk, SourceData, file_fingerprint, first_line, route
+from pipelines.data.source import Chunk, SourceData, first_line, route
 
 # The files `keras.utils.audio_dataset_from_directory` reads.
 AUDIO_EXTENSIONS = (".wav",)
@@ -39,19 +39,7 @@ def read_audio_folder(config: DataConfig) -> SourceData:
             clips = np.stack([_clip(file, config.sample_rate, samples) for file in files[rows]])
             yield from route(codes[rows], clips, labels[rows])
 
-    return SourceData(
-        name=config.name,
-        version=file_fingerprint(found.folder),
-        source="audio",
-        task="classification",
-        element_shape=(samples,),
-        stored_dtype="int16",
-        target_shape=(),
-        chunks=chunks,
-        class_names=found.class_names,
-        location=str(found.folder),
-        sample_rate=config.sample_rate,
-    )
+    return found.source_data(config, "audio", (samples,), "int16", chunks, sample_rate=config.sample_rate)
 
 
 def clip_samples(config: DataConfig) -> int:
