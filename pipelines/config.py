@@ -66,8 +66,7 @@ class DataConfig(StrictModel):
         None,
         validate_default=True,
         description="tfds: embedded dataset (digits, mnist1d, adding, reviews, spoken_digits) or a TFDS "
-        "catalog name; "
-        "other sources: a label for the data, default the file's stem.",
+        "catalog name; other sources: a label for the data, default the file's stem.",
     )
     data_dir: str | None = Field(None, description="TFDS data directory; None uses TFDS' default.")
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
