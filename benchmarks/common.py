@@ -6,12 +6,16 @@ they import it as `common`. Nothing here imports TensorFlow or the pipeline.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -68,3 +72,49 @@ def markdown_rows(columns: Sequence[Column], rows: list[dict]) -> str:
         cells = ["n/a" if row[key] is None else form.format(row[key]) for key, _, form in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def seeds_row(result: Any, **fields: Any) -> dict:
+    """One row of an experiment run once per seed (`mnist1d_table.ExperimentResult`): `fields`
+    first, then its test accuracy's mean and spread, its train seconds' mean and maximum, each run."""
+    accuracies = [run.test_accuracy for run in result.runs]
+    seconds = [run.train_seconds for run in result.runs]
+    return {
+        **fields,
+        "experiment": result.experiment,
+        "mean_accuracy": statistics.fmean(accuracies),
+        "std_accuracy": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        "mean_train_seconds": statistics.fmean(seconds),
+        "max_train_seconds": max(seconds),
+        "runs": [asdict(run) for run in result.runs],
+    }
+
+
+def accuracy_cells(row: dict) -> tuple[str, str, str]:
+    """A `seeds_row`'s table cells: accuracy mean ± std, each seed's, train seconds mean (max)."""
+    per_seed = " / ".join(f"{run['test_accuracy']:.1%}" for run in row["runs"])
+    accuracy = f"{row['mean_accuracy']:.2%} ± {row['std_accuracy']:.2%}"
+    return accuracy, per_seed, f"{row['mean_train_seconds']:.0f} ({row['max_train_seconds']:.0f})"
+
+
+def train_time_verdict(rows: list[dict], target_seconds: float) -> str:
+    """Whether every run of `seeds_row` rows trained within `target_seconds`, in one line."""
+    slowest = max(row["max_train_seconds"] for row in rows)
+    verdict = "met" if slowest <= target_seconds else "MISSED"
+    return f"slowest training {slowest:.0f} s (target <= {target_seconds:.0f} s): {verdict}"
+
+
+def seeds_parser(description: str, experiments: Sequence[str], default_json: Path) -> argparse.ArgumentParser:
+    """The arguments of a table of experiments x seeds: `--experiments`, `--seeds` (0 1 2), `--json`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--experiments", nargs="+", default=list(experiments))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--json", type=Path, default=default_json)
+    return parser
+
+
+def announce_machine() -> float:
+    """Print the machine, its speed now (`reference_seconds`) and load; return the reference."""
+    reference = reference_seconds()
+    print(f"machine: {machine()}; 2048x2048 float32 matmul {reference:.3f} s; load {describe_load()}")
+    return reference

@@ -15,18 +15,25 @@ sentences, a vocabulary the defaults never saw; no network.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib.util
 import os
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
-from common import RESULTS_DIR, describe_load, machine, reference_seconds, write_json
+from common import (
+    RESULTS_DIR,
+    accuracy_cells,
+    announce_machine,
+    describe_load,
+    machine,
+    seeds_parser,
+    seeds_row,
+    train_time_verdict,
+    write_json,
+)
 from mnist1d_table import run_experiment
 
 EXPERIMENTS = ("lstm-text", "cnn-text")
@@ -82,15 +89,11 @@ def tfidf_baseline(overrides: list[str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Run both experiments on each dataset and seed; print the table and write the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = seeds_parser(__doc__.splitlines()[0], EXPERIMENTS, RESULTS_DIR / "text_table.json")
     parser.add_argument("--datasets", nargs="+", default=["reviews", "docstrings"])
-    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "text_table.json")
     arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
-    reference = reference_seconds()
-    print(f"machine: {machine()}; 2048x2048 float32 matmul {reference:.3f} s; load {describe_load()}")
+    reference = announce_machine()
     rows, started = [], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="text-table-") as scratch:
         scratch = Path(scratch)
@@ -103,20 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{dataset}: TF-IDF + logistic regression {baseline:.4f}", flush=True)
             for experiment in arguments.experiments:
                 result = run_experiment(experiment, arguments.seeds, overrides, scratch)
-                accuracies = result.accuracies
-                seconds = [run.train_seconds for run in result.runs]
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "experiment": experiment,
-                        "tfidf_logistic_regression": baseline,
-                        "mean_accuracy": statistics.fmean(accuracies),
-                        "std_accuracy": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
-                        "mean_train_seconds": statistics.fmean(seconds),
-                        "max_train_seconds": max(seconds),
-                        "runs": [asdict(run) for run in result.runs],
-                    }
-                )
+                rows.append(seeds_row(result, dataset=dataset, tfidf_logistic_regression=baseline))
     total = time.perf_counter() - started
 
     print(f"\nTest accuracy, seeds {' '.join(map(str, arguments.seeds))}")
@@ -125,16 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---|---|---|---|---|")
     for row in rows:
-        per_seed = " / ".join(f"{run['test_accuracy']:.1%}" for run in row["runs"])
-        accuracy = f"{row['mean_accuracy']:.2%} ± {row['std_accuracy']:.2%}"
+        accuracy, per_seed, seconds = accuracy_cells(row)
+        baseline = f"{row['tfidf_logistic_regression']:.1%}"
         print(
-            f"| {row['dataset']} | {row['experiment']} | {accuracy} "
-            f"| {per_seed} | {row['tfidf_logistic_regression']:.1%} "
-            f"| {row['mean_train_seconds']:.0f} ({row['max_train_seconds']:.0f}) |"
+            f"| {row['dataset']} | {row['experiment']} | {accuracy} | {per_seed} | {baseline} | {seconds} |"
         )
-    slowest = max(row["max_train_seconds"] for row in rows)
-    verdict = "met" if slowest <= TARGET_TRAIN_SECONDS else "MISSED"
-    print(f"slowest training {slowest:.0f} s (target <= {TARGET_TRAIN_SECONDS:.0f} s): {verdict}")
+    print(train_time_verdict(rows, TARGET_TRAIN_SECONDS))
     print(f"total {total:.0f} s; load {describe_load()}")
     write_json(
         arguments.json,

@@ -1,5 +1,6 @@
-"""Convolutional network: Conv2D blocks on images, Conv1D blocks on sequences or on the token
-embeddings of raw text (keras-io's "text classification from scratch"), a dense head."""
+"""Convolutional network: Conv2D blocks on images and on the log-mel spectrograms of raw audio,
+Conv1D blocks on sequences or on the token embeddings of raw text (keras-io's "text
+classification from scratch"), a dense head."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Literal
 
 import keras
 
+from models.audio import AudioFrontEnd, audio_features
 from models.augmentation import FlipMode, augmented_images
 from models.heads import BATCH_NORM_MOMENTUM, normalized_inputs, output_head
 from models.spec import DataSpec
@@ -35,6 +37,7 @@ def build_cnn(
     vocabulary: list[str] | None = None,
     sequence_length: int = 200,
     embedding_dim: int = 64,
+    audio: AudioFrontEnd | None = None,
 ) -> keras.Model:
     """Conv blocks (conv, optional batch norm, activation, pooling) then a dense head.
 
@@ -51,6 +54,10 @@ def build_cnn(
     String inputs are text: `TextVectorization` with the train split's `vocabulary` keeps
     `sequence_length` tokens, an `Embedding` of `embedding_dim` (followed by dropout) feeds the
     Conv1D blocks, as in keras-io's text CNN; the model takes raw strings.
+
+    Audio inputs (`spec.sample_rate` set) are waveforms: the `audio` front end's standardised
+    log-mel spectrogram is read as a one-channel image `(frames, mel_bins, 1)` by Conv2D blocks;
+    the model takes raw waveforms.
     """
     kernel_sizes = _per_block(kernel_size, len(filters), "kernel_size")
     if block == "residual" and padding != "same":
@@ -62,9 +69,12 @@ def build_cnn(
         x = embedded_tokens(x, vocabulary, sequence_length, embedding_dim, mask_padding=False)
         if dropout:
             x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    elif spec.is_audio:
+        x = audio_features(x, spec, audio)
+        x = keras.layers.Reshape((*x.shape[1:], 1), name="spectrogram_as_image")(x)
     elif len(spec.input_shape) == 1:
         x = keras.layers.Reshape((spec.input_shape[0], 1), name="as_sequence")(x)
-    layers = _RANK_LAYERS[2 if len(spec.input_shape) == 3 else 1]
+    layers = _RANK_LAYERS[2 if spec.is_image or spec.is_audio else 1]
     blocks = _Blocks(layers, padding, activation, batch_norm)
     for index, (width, size) in enumerate(zip(filters, kernel_sizes, strict=True)):
         if index == 0:

@@ -1,8 +1,9 @@
-"""Recurrent networks: SimpleRNN, LSTM and GRU stacks over images, sequences or raw text.
+"""Recurrent networks: SimpleRNN, LSTM and GRU stacks over images, sequences, raw text or raw audio.
 
 Images `(height, width, channels)` are read row by row, one row per time step; `(steps,)`
 sequences get one feature per step; string inputs go through `TextVectorization` and an
-`Embedding` (`models.text`). Every recurrent layer returns its whole hidden-state sequence and a small
+`Embedding` (`models.text`); waveforms through a log-mel front end (`models.audio`), one
+spectrogram frame per step. Every recurrent layer returns its whole hidden-state sequence and a small
 `FinalHiddenState` layer picks the state after the last step, so the hidden states stay
 reachable for `hidden_state_gradient_norms`.
 """
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from models.audio import AudioFrontEnd, audio_features
 from models.cells import LSTMStep, SimpleRNNStep
 from models.heads import normalized_inputs, output_head
 from models.spec import DataSpec
@@ -74,6 +76,7 @@ def build_rnn(
     vocabulary: list[str] | None = None,
     sequence_length: int = 200,
     embedding_dim: int = 64,
+    audio: AudioFrontEnd | None = None,
 ) -> keras.Model:
     """A stack of SimpleRNN layers h_t = σ(W_hx x_t + W_hh h_{t-1} + b), then the task's head."""
     if implementation == "keras":
@@ -101,6 +104,7 @@ def build_rnn(
         vocabulary=vocabulary,
         sequence_length=sequence_length,
         embedding_dim=embedding_dim,
+        audio=audio,
     )
 
 
@@ -115,6 +119,7 @@ def build_lstm(
     vocabulary: list[str] | None = None,
     sequence_length: int = 200,
     embedding_dim: int = 64,
+    audio: AudioFrontEnd | None = None,
 ) -> keras.Model:
     """A stack of gated recurrent layers (LSTM or GRU), then the task's head.
 
@@ -152,6 +157,7 @@ def build_lstm(
         vocabulary=vocabulary,
         sequence_length=sequence_length,
         embedding_dim=embedding_dim,
+        audio=audio,
     )
 
 
@@ -167,12 +173,15 @@ def _build_recurrent(
     vocabulary: list[str] | None,
     sequence_length: int,
     embedding_dim: int,
+    audio: AudioFrontEnd | None,
 ) -> keras.Model:
     """Input adaptation, the recurrent stack, the final state, the dense layers and the head."""
     if not units:
         raise ValueError("units is empty; give at least one recurrent layer width, e.g. (64,)")
     inputs = keras.Input(shape=spec.input_shape, dtype=spec.input_dtype, name="inputs")
-    x = _as_time_steps(normalized_inputs(inputs, spec), spec, vocabulary, sequence_length, embedding_dim)
+    x = _as_time_steps(
+        normalized_inputs(inputs, spec), spec, vocabulary, sequence_length, embedding_dim, audio
+    )
     for index, width in enumerate(units):
         layer = recurrent_layer(width, f"recurrent_{index}")
         if bidirectional:
@@ -195,10 +204,14 @@ def _as_time_steps(
     vocabulary: list[str] | None,
     sequence_length: int,
     embedding_dim: int,
+    audio: AudioFrontEnd | None,
 ) -> keras.KerasTensor:
-    """The input as a `(steps, features)` sequence: image rows, scalar steps or embedded tokens."""
+    """The input as a `(steps, features)` sequence: image rows, scalar steps, embedded tokens or
+    spectrogram frames."""
     if spec.input_dtype == "string":
         return embedded_tokens(inputs, vocabulary, sequence_length, embedding_dim)
+    if spec.is_audio:
+        return audio_features(inputs, spec, audio)
     if len(spec.input_shape) == 3:
         height, width, channels = spec.input_shape
         return keras.layers.Reshape((height, width * channels), name="rows_as_steps")(inputs)

@@ -16,6 +16,9 @@ class DataSpec:
     for sequences and `(features,)` for flat vectors. `num_classes` is set for classification
     (and for class-conditional generation); `num_outputs` is the width of a regression target.
 
+    Audio is `(samples,)` mono waveforms in [-1, 1] with its `sample_rate` (None for other data):
+    the models put a log-mel front end (`models.audio`) in front of their layers.
+
     Raw-valued data (a user's CSV) carries the train split's statistics: `input_mean` and
     `input_variance` per feature (last axis) standardise the inputs inside the model, and a
     regression head maps its output back to the target's units with `target_mean` and
@@ -31,11 +34,17 @@ class DataSpec:
     input_variance: tuple[float, ...] | None = None
     target_mean: float = 0.0
     target_scale: float = 1.0
+    sample_rate: int | None = None
 
     @property
     def is_image(self) -> bool:
         """True for `(height, width, channels)` inputs."""
         return len(self.input_shape) == 3
+
+    @property
+    def is_audio(self) -> bool:
+        """True for waveforms `(samples,)` of a known sample rate."""
+        return self.sample_rate is not None
 
     @property
     def output_units(self) -> int:

@@ -209,7 +209,7 @@ def _list(args: argparse.Namespace) -> int:
 
     print("architectures:", ", ".join(architectures()))
     print("embedded datasets:", ", ".join(EMBEDDED_DATASETS), "(plus any TFDS catalog name)")
-    print("your own data: data.source=csv|npz|images|text data.path=FILE_OR_FOLDER (see the README)")
+    print("your own data: data.source=csv|npz|images|text|audio data.path=FILE_OR_FOLDER (see the README)")
     print("shipped experiments:", ", ".join(shipped_experiments()))
     return 0
 

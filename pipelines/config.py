@@ -29,9 +29,11 @@ from pydantic import (
     model_validator,
 )
 
-EMBEDDED_DATASETS = ("digits", "mnist1d", "adding", "reviews")
-SEQUENCE_DATASETS = ("mnist1d", "adding")  # the embedded datasets that hold sequences, not images
+EMBEDDED_DATASETS = ("digits", "mnist1d", "adding", "reviews", "spoken_digits")
+# The embedded datasets that hold sequences (spoken_digits: waveforms), not images.
+SEQUENCE_DATASETS = ("mnist1d", "adding", "spoken_digits")
 TEXT_ARCHITECTURES = ("rnn", "lstm", "cnn")  # the models that read raw strings
+AUDIO_ARCHITECTURES = ("rnn", "lstm", "cnn")  # the models with a log-mel front end for waveforms
 ACTIVATIONS = Literal["relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid"]
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -49,22 +51,22 @@ class StrictModel(BaseModel):
 
 class DataConfig(StrictModel):
     # `source` and `path` come first: the validators of the fields below read them.
-    source: Literal["tfds", "csv", "npz", "images", "text"] = Field(
+    source: Literal["tfds", "csv", "npz", "images", "text", "audio"] = Field(
         "tfds",
         description="Where the data comes from: TFDS, a CSV file, NumPy arrays (a .npz file or a folder of "
-        ".npy files), an image folder or a folder of .txt files.",
+        ".npy files), an image folder, a folder of .txt files or a folder of .wav files.",
     )
     path: str | None = Field(
         None,
         validate_default=True,
-        description="The csv/npz file, the folder of .npy files, or the image or text folder (one sub-folder "
-        "per class, optionally inside train/, test/ and validation/ folders); not for tfds.",
+        description="The csv/npz file, the folder of .npy files, or the image, text or audio folder (one "
+        "sub-folder per class, optionally inside train/, test/ and validation/ folders); not for tfds.",
     )
     name: str | None = Field(
         None,
         validate_default=True,
-        description="tfds: embedded dataset (digits, mnist1d, adding, reviews) or a TFDS catalog name; "
-        "other sources: a label for the data, default the file's stem.",
+        description="tfds: embedded dataset (digits, mnist1d, adding, reviews, spoken_digits) or a TFDS "
+        "catalog name; other sources: a label for the data, default the file's stem.",
     )
     data_dir: str | None = Field(None, description="TFDS data directory; None uses TFDS' default.")
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
@@ -104,8 +106,16 @@ class DataConfig(StrictModel):
         description="images (and TFDS photos of many sizes): [height, width] every image is resized to.",
     )
     grayscale: bool = Field(False, description="images: read one channel instead of three (RGB).")
+    sample_rate: Annotated[int, Field(ge=1000, le=192000)] = Field(
+        8000,
+        description="audio: samples per second every clip is stored at (other rates are resampled).",
+    )
+    audio_seconds: Annotated[float, Field(gt=0.0, le=60.0)] = Field(
+        1.0,
+        description="audio: length of every clip in seconds (longer ones cut at the end, shorter padded).",
+    )
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
-        0.2, description="csv/npz/images/text: share held out for test when the data has no test split."
+        0.2, description="csv/npz/images/text/audio: share held out for test when the data has no test split."
     )
     cache: Literal["auto", "memory", "none"] = Field(
         "auto",
@@ -154,6 +164,7 @@ class DataConfig(StrictModel):
             "npz": ("auto", "classification", "regression"),
             "images": ("auto", "classification"),
             "text": ("auto", "classification"),
+            "audio": ("auto", "classification"),
         }.get(source, (task,))
         if task not in allowed:
             raise ValueError(f"does not apply to data.source {source!r}; allowed: {', '.join(allowed)}")
@@ -193,9 +204,6 @@ class MLPConfig(StrictModel):
 class TextInputConfig(StrictModel):
     """The text front end of the models that read raw strings (rnn, lstm, cnn); ignored otherwise."""
 
-    # Read by the train stage (vocabulary size), not a keyword of the model builder.
-    pipeline_only_fields: ClassVar[frozenset[str]] = frozenset({"max_tokens"})
-
     sequence_length: PositiveInt = Field(200, description="Text only: tokens kept per text (padded or cut).")
     embedding_dim: PositiveInt = Field(64, description="Text only: size of each token's embedding.")
     max_tokens: PositiveInt = Field(
@@ -203,7 +211,62 @@ class TextInputConfig(StrictModel):
     )
 
 
-class CNNConfig(TextInputConfig):
+class AudioInputConfig(StrictModel):
+    """The log-mel front end and the train-only augmentation of the models that read waveforms (rnn,
+    lstm, cnn); ignored for other data. The train stage turns them into `models.audio.AudioFrontEnd`."""
+
+    mel_bins: Annotated[int, Field(ge=2, le=256)] = Field(
+        40, description="Audio only: mel frequency bands of the log-mel spectrogram."
+    )
+    frame_length: Annotated[int, Field(ge=16, le=8192)] = Field(
+        256, description="Audio only: samples per STFT frame (256 = 32 ms at 8 kHz)."
+    )
+    frame_step: PositiveInt = Field(128, description="Audio only: samples between successive STFT frames.")
+    noise_stddev: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0,
+        description="Audio only: train-only white noise on the waveform, per clip of a random level up to "
+        "this standard deviation (full scale is 1).",
+    )
+    frequency_masks: Annotated[int, Field(ge=0, le=8)] = Field(
+        0, description="Audio only: train-only SpecAugment masks of mel bands per example."
+    )
+    frequency_mask_width: Annotated[int, Field(ge=0)] = Field(
+        0, description="Audio only: widest frequency mask, in mel bands."
+    )
+    time_masks: Annotated[int, Field(ge=0, le=8)] = Field(
+        0, description="Audio only: train-only SpecAugment masks of frames per example."
+    )
+    time_mask_width: Annotated[int, Field(ge=0)] = Field(
+        0, description="Audio only: widest time mask, in frames."
+    )
+
+    @model_validator(mode="after")
+    def _frames_fit(self) -> AudioInputConfig:
+        if self.frame_step > self.frame_length:
+            raise ValueError(
+                f"frame_step {self.frame_step} skips samples between frames of frame_length "
+                f"{self.frame_length}; allowed: frame_step <= frame_length"
+            )
+        if self.frequency_mask_width >= self.mel_bins:
+            raise ValueError(
+                f"frequency_mask_width {self.frequency_mask_width} would mask all {self.mel_bins} mel bands; "
+                "allowed: frequency_mask_width < mel_bins"
+            )
+        return self
+
+    def audio_front_end(self) -> dict[str, Any]:
+        """The keyword arguments of `models.audio.AudioFrontEnd` (its statistics come from the data)."""
+        return {name: getattr(self, name) for name in AudioInputConfig.model_fields}
+
+
+class RawInputConfig(TextInputConfig, AudioInputConfig):
+    """The front ends of the models that read raw strings or raw waveforms."""
+
+    # Read by the train stage (vocabulary size, the audio front end), not keywords of the builder.
+    pipeline_only_fields: ClassVar[frozenset[str]] = frozenset({"max_tokens", *AudioInputConfig.model_fields})
+
+
+class CNNConfig(RawInputConfig):
     architecture: Literal["cnn"] = "cnn"
     filters: list[PositiveInt] = Field([32, 64], description="Filters of each conv block.")
     kernel_size: PositiveInt | list[PositiveInt] = Field(
@@ -284,7 +347,7 @@ class GANConfig(StrictModel):
     dropout: Fraction = Field(0.2, description="Dropout in the discriminator.")
 
 
-class RecurrentConfig(TextInputConfig):
+class RecurrentConfig(RawInputConfig):
     """What the simple RNN and the LSTM/GRU share: the stack, the head and the text front end."""
 
     units: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
@@ -555,6 +618,8 @@ class ExperimentConfig(StrictModel):
             holds = "a CSV file's rows"
         elif self.data.source == "text":
             holds = "text"
+        elif self.data.source == "audio":
+            holds = "audio"
         elif self.data.source == "tfds" and self.data.name in SEQUENCE_DATASETS:
             holds = f"the sequences of {self.data.name!r}"
         else:

@@ -1,5 +1,5 @@
 """Matplotlib figures the stages log to MLflow: learning curves, confusion matrix, sample grids,
-forecasts."""
+spectrograms, forecasts."""
 
 from __future__ import annotations
 
@@ -110,6 +110,38 @@ def _image_grid(images: np.ndarray, titles: Sequence[str], rows: int, columns: i
             va="bottom",
             fontsize=8,
         )
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def spectrograms(
+    values: np.ndarray, titles: Sequence[str], seconds: float, columns: int = 4, title: str = ""
+) -> Figure:
+    """Log-mel spectrograms `(examples, frames, mel_bands)`, one panel each: time (`seconds` across)
+    against mel band, low bands at the bottom, louder brighter."""
+    count = len(values)
+    rows = max(1, int(np.ceil(count / columns)))
+    figure = _figure(3.0 * columns, 2.3 * rows + 0.4)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    low, high = np.percentile(values, [1, 99.5]) if count else (0.0, 1.0)
+    for index, axis in enumerate(axes.flat):
+        if index >= count:
+            axis.set_axis_off()
+            continue
+        axis.imshow(
+            np.asarray(values[index]).T,
+            origin="lower",
+            aspect="auto",
+            extent=(0.0, seconds, 0, values.shape[2]),
+            vmin=low,
+            vmax=high,
+            cmap="magma",
+        )
+        axis.set_title(titles[index], fontsize=9)
+        axis.set_xlabel("seconds", fontsize=8)
+        axis.set_ylabel("mel band", fontsize=8)
+        axis.tick_params(labelsize=7)
     if title:
         figure.suptitle(title)
     return figure

@@ -1,7 +1,7 @@
 """The one place that knows where data comes from and how it is stored and read.
 
 Imports run one way: sources (`tfds_source`, `csv_source`, `array_source`, `image_source`,
-`text_source`, on `source`) -> the prepared format (`prepared`: TFRecord shards in a
+`text_source`, `audio_source`, on `source`) -> the prepared format (`prepared`: TFRecord shards in a
 content-addressed folder) -> the tf.data input pipeline (`input_pipeline`). `load_dataset`
 prepares a configured dataset once (one streaming pass) and afterwards finds the prepared copy
 again, by a key of the data config and the source's fingerprint; every stage then streams the
@@ -85,6 +85,10 @@ def read_source(config: DataConfig) -> SourceData:
         from pipelines.data.text_source import read_text_folder
 
         return read_text_folder(config)
+    if config.source == "audio":
+        from pipelines.data.audio_source import read_audio_folder
+
+        return read_audio_folder(config)
     from pipelines.data.image_source import read_images
 
     return read_images(config)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipelines.config import ConfigError, DataConfig
 from pipelines.data.own_files import class_folder_files
-from pipelines.data.source import Chunk, SourceData, file_fingerprint, first_line, route
+from pipelines.data.source import Chunk, SourceData, first_line, route
 
 # The files `keras.utils.image_dataset_from_directory` reads.
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -41,18 +41,7 @@ def read_images(config: DataConfig) -> SourceData:
             yield from route(codes[rows], x, labels[rows])
             start += len(x)
 
-    return SourceData(
-        name=config.name,
-        version=file_fingerprint(found.folder),
-        source="images",
-        task="classification",
-        element_shape=(*config.image_size, channels),
-        stored_dtype="uint8",
-        target_shape=(),
-        chunks=chunks,
-        class_names=found.class_names,
-        location=str(found.folder),
-    )
+    return found.source_data(config, "images", (*config.image_size, channels), "uint8", chunks)
 
 
 def _decoded(path, channels: int, size: list[int]):

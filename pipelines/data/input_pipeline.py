@@ -1,12 +1,12 @@
 """The tf.data input pipeline every stage reads through: prepared shards (or small arrays) to
-cached or streamed, seeded-shuffled, batched, augmented, prefetched batches of model inputs."""
+cached or streamed, seeded-shuffled, batched, scaled, augmented, prefetched batches of model inputs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from pipelines.config import TrainConfig
-from pipelines.data.prepared import PreparedSplit, model_inputs, read_examples
+from pipelines.data.prepared import SCALED_DTYPES, PreparedSplit, model_inputs, read_examples
 from pipelines.data.source import Split
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def as_tf_dataset(
         # steps of an epoch (`steps_per_epoch`), so that every worker runs the same steps.
         examples = examples.repeat()
     batches = examples.batch(batch_size)
-    if batches.element_spec[0].dtype == tf.uint8:  # other dtypes are model inputs as stored
+    if batches.element_spec[0].dtype.name in SCALED_DTYPES:  # other dtypes are model inputs as stored
         batches = batches.map(model_inputs)
     numeric = batches.element_spec[0].dtype.is_floating
     if shuffle and train and (train.augment_shift or train.augment_scale) and numeric:

@@ -4,14 +4,23 @@ the input, the bad value and what is allowed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.config import ConfigError, DataConfig
-from pipelines.data.source import SPLITS, TRAIN, VALIDATION_SPLIT_SEED, assign_splits, carve_validation
+from pipelines.data.source import (
+    SPLITS,
+    TRAIN,
+    VALIDATION_SPLIT_SEED,
+    Chunk,
+    SourceData,
+    assign_splits,
+    carve_validation,
+    file_fingerprint,
+)
 
 # An integer target with at most this many distinct values is a class label (`data.task: auto`).
 MAX_INFERRED_CLASSES = 20
@@ -100,6 +109,31 @@ class ClassFolderFiles:
     labels: np.ndarray  # int32 class index per file
     codes: np.ndarray  # split code per file (TRAIN, VALIDATION, TEST)
     class_names: list[str]
+
+    def source_data(
+        self,
+        config: DataConfig,
+        source: str,
+        element_shape: tuple[int, ...],
+        stored_dtype: str,
+        chunks: Callable[[], Iterator[Chunk]],
+        **extra,
+    ) -> SourceData:
+        """These files as the classification source `source` (images, text, audio) whose `chunks`
+        read them, known again by the folder's fingerprint."""
+        return SourceData(
+            name=config.name,
+            version=file_fingerprint(self.folder),
+            source=source,
+            task="classification",
+            element_shape=element_shape,
+            stored_dtype=stored_dtype,
+            target_shape=(),
+            chunks=chunks,
+            class_names=self.class_names,
+            location=str(self.folder),
+            **extra,
+        )
 
 
 def class_folder_files(config: DataConfig, extensions: tuple[str, ...], kind: str) -> ClassFolderFiles:

@@ -3,7 +3,7 @@ folder, written once by `materialise` and read by every later stage through `rea
 
 Why TFRecord: tf.data reads it natively with parallel, interleaved reads; tf.distribute shards it
 by file across workers; each record holds a chunk of examples in their compact stored dtype
-(uint8 pixels, UTF-8 strings, float32 numbers) as two serialized tensors, so writing and reading
+(uint8 pixels, int16 audio, UTF-8 strings, float32 numbers) as two serialized tensors, so writing and reading
 cost one protobuf per chunk, not per example. `dataset.json` beside the shards holds the digest,
 schema, split sizes, class counts and the train split's statistics, all computed in the same
 streaming pass that writes the shards. A folder is written under a temporary name and renamed
@@ -141,12 +141,18 @@ class PreparedDataset:
         return Split(x, np.concatenate(ys))
 
 
+# Stored dtypes that models read scaled to float32: uint8 pixels to [0, 1], int16 audio samples
+# (16-bit PCM, as WAV files hold them) to [-1, 1).
+SCALED_DTYPES = {"uint8": 255.0, "int16": 32768.0}
+
+
 def model_inputs(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Stored dtypes to what models read: uint8 pixels to float32 in [0, 1]; text stays a string."""
+    """Stored dtypes to what models read: uint8 pixels to float32 in [0, 1], int16 audio samples to
+    [-1, 1); text stays a string, float32 as it is."""
     import tensorflow as tf
 
-    if x.dtype == tf.uint8:
-        x = tf.cast(x, tf.float32) / 255.0
+    if x.dtype.name in SCALED_DTYPES:
+        x = tf.cast(x, tf.float32) / SCALED_DTYPES[x.dtype.name]
     return x, y
 
 
@@ -465,6 +471,7 @@ def _spec(source: SourceData, writers: dict[str, _SplitWriter]) -> DataSpec:
     return DataSpec(
         input_shape=tuple(source.element_shape),
         input_dtype="string" if source.stored_dtype == "string" else "float32",
+        sample_rate=source.sample_rate,
         task=source.task,
         num_classes=len(source.class_names) if classification else None,
         num_outputs=1 if classification else int(np.prod(source.target_shape)) or 1,

@@ -3,8 +3,9 @@ a split, and what is known of them before they are read (task, classes, shapes, 
 
 Sources never hold a dataset whole: `SourceData.chunks` streams `(split, x, y)` arrays of a few
 hundred to a few thousand examples in stored dtypes (uint8 pixels, UTF-8 strings, float32
-numbers; int32 class labels or float32 targets). Splits that the data does not carry are drawn
-here, per example, by `assign_splits`: seeded, stable across reruns, exact in size.
+numbers, int16 audio samples; int32 class labels or float32 targets). Splits that the data does
+not carry are drawn here, per example, by `assign_splits`: seeded, stable across reruns, exact in
+size.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ VALIDATION_SPLIT_SEED = 1234
 TEST_SPLIT_SEED = VALIDATION_SPLIT_SEED + 1
 SPLITS = ("train", "validation", "test")
 TRAIN, VALIDATION, TEST = 0, 1, 2  # split codes of `assign_splits`
-StoredDtype = str  # "uint8" | "float32" | "string"
+StoredDtype = str  # "uint8" | "int16" | "float32" | "string"
 
 Chunk = tuple[str, np.ndarray, np.ndarray]
 
@@ -70,6 +71,8 @@ class SourceData:
     target_statistics: bool = False
     # Statistics the source knows itself (a forecast's series), used instead of the train split's.
     spec_statistics: dict = field(default_factory=dict)
+    # Audio: the samples per second of the stored waveforms (None for other data).
+    sample_rate: int | None = None
 
 
 def assign_splits(

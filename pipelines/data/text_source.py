@@ -12,7 +12,7 @@ import numpy as np
 
 from pipelines.config import ConfigError, DataConfig
 from pipelines.data.own_files import class_folder_files
-from pipelines.data.source import Chunk, SourceData, file_fingerprint, route
+from pipelines.data.source import Chunk, SourceData, route
 
 # The files `keras.utils.text_dataset_from_directory` reads.
 TEXT_EXTENSIONS = (".txt",)
@@ -30,18 +30,7 @@ def read_text_folder(config: DataConfig) -> SourceData:
             texts = np.array([_text(file) for file in files[rows]], dtype=object)
             yield from route(codes[rows], texts, labels[rows])
 
-    return SourceData(
-        name=config.name,
-        version=file_fingerprint(found.folder),
-        source="text",
-        task="classification",
-        element_shape=(),
-        stored_dtype="string",
-        target_shape=(),
-        chunks=chunks,
-        class_names=found.class_names,
-        location=str(found.folder),
-    )
+    return found.source_data(config, "text", (), "string", chunks)
 
 
 def _text(file: Path) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.config import EMBEDDED_DATASETS, DataConfig
+from pipelines.config import EMBEDDED_DATASETS, ConfigError, DataConfig
 from pipelines.data.source import (
     VALIDATION_SPLIT_SEED,
     Chunk,
@@ -45,7 +45,7 @@ def read_tfds(config: DataConfig) -> SourceData:
 
     embedded = config.name in _EMBEDDED_MODULES
     if embedded:
-        importlib.import_module(_EMBEDDED_MODULES[config.name])  # registers the builder
+        _check_can_generate(config, importlib.import_module(_EMBEDDED_MODULES[config.name]))
     else:
         _ensure_downloadable(config)
     builder_kwargs = _builder_kwargs(config)
@@ -76,6 +76,9 @@ def read_tfds(config: DataConfig) -> SourceData:
     own_validation = "validation" in info.splits
     label_feature = info.features[info.supervised_keys[1]]
     num_classes = getattr(label_feature, "num_classes", None)
+    input_feature = info.features[info.supervised_keys[0]]
+    # Audio keeps its rate (the models' spectrograms need it) and, as 16-bit PCM, its compact dtype.
+    sample_rate = input_feature.sample_rate if isinstance(input_feature, tfds.features.Audio) else None
     input_spec, target_spec = load("train", download=False).element_spec
     shape = tuple(input_spec.shape)
     resize = len(shape) == 3 and None in shape[:2]  # photos of many sizes: resized to data.image_size
@@ -83,9 +86,9 @@ def read_tfds(config: DataConfig) -> SourceData:
         shape = (*config.image_size, shape[2])
     if any(size is None for size in shape):
         raise DataError(f"dataset {config.name!r} has inputs of shape {shape}; allowed: a fixed shape")
-    stored = (
-        "uint8" if input_spec.dtype == tf.uint8 else "string" if input_spec.dtype == tf.string else "float32"
-    )
+    stored = {tf.uint8: "uint8", tf.string: "string"}.get(input_spec.dtype, "float32")
+    if sample_rate is not None and input_spec.dtype == tf.int16:
+        stored = "int16"
 
     def chunks() -> Iterator[Chunk]:
         for split in ("train", "validation", "test"):
@@ -122,7 +125,19 @@ def read_tfds(config: DataConfig) -> SourceData:
         chunks=chunks,
         class_names=list(getattr(label_feature, "names", []) or [])
         or [str(label) for label in range(num_classes or 0)],
+        sample_rate=sample_rate,
     )
+
+
+def _check_can_generate(config: DataConfig, module) -> None:
+    """Refuse an embedded dataset that is not generated yet and cannot be here (a tool it needs is
+    missing: the builder module's `missing_tool()` says which and how to install it)."""
+    import tensorflow_datasets as tfds
+
+    missing_tool = getattr(module, "missing_tool", None)
+    problem = missing_tool() if missing_tool else None
+    if problem and not tfds.builder(config.name, data_dir=config.data_dir).is_prepared():
+        raise ConfigError(f"data.name: {config.name!r} cannot be generated: {problem}")
 
 
 def _count(dataset) -> int:

@@ -1,4 +1,5 @@
-"""Evaluate: score the trained model on the test split; log metrics, confusion matrix, table."""
+"""Evaluate: score the trained model on the test split; log metrics, confusion matrix, table (and
+what suits the data: confident texts, spectrograms of clips, a forecast)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ FORECAST_PLOT_WINDOWS = 200
 EVALUATE_BATCH_SIZE = 256
 EVALUATE_BATCH_BYTES = 16 << 20  # the forecast plot shows the first test windows
 EXAMPLES_SHOWN = 10  # text: the most confident right and wrong test sentences, each
+SPECTROGRAMS_SHOWN = 8  # audio: the first test clips' spectrograms, with true and predicted class
 
 
 def evaluate_stage(
@@ -56,7 +58,7 @@ def evaluate_stage(
         else:
             batches = _test_batches(model, dataset, config)
             if dataset.spec.task == "classification":
-                metrics = _classification_report(batches, dataset)
+                metrics = _classification_report(batches, dataset, model)
             else:
                 metrics = _regression_report(batches, dataset)
         model_id = (
@@ -137,19 +139,25 @@ def generation_scores(
     return metrics
 
 
-def _classification_report(batches: Iterable, dataset: PreparedDataset) -> dict[str, float]:
+def _classification_report(
+    batches: Iterable, dataset: PreparedDataset, model: keras.Model
+) -> dict[str, float]:
     """Loss, accuracy, macro-F1, the confusion matrix and a per-class table, batch by batch; for
-    text also the most confident right and wrong test texts (`examples.json`)."""
+    text also the most confident right and wrong test texts (`examples.json`); for audio the
+    first test clips' spectrograms with their true and predicted classes (`spectrograms.png`)."""
     classes = dataset.spec.num_classes
     names = [dataset.class_name(c) for c in range(classes)]
     matrix = np.zeros((classes, classes), dtype=np.int64)
     loss_sum, count = 0.0, 0
     shown = ConfidentExamples(names, EXAMPLES_SHOWN) if dataset.spec.input_dtype == "string" else None
+    heard: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     for inputs, labels, probabilities in batches:
         labels = labels.astype(np.int64)
         predictions = probabilities.argmax(axis=-1)
         if shown is not None:
             shown.add(inputs, labels, probabilities)
+        if dataset.spec.is_audio and heard is None:
+            heard = inputs[:SPECTROGRAMS_SHOWN], labels[:SPECTROGRAMS_SHOWN], predictions[:SPECTROGRAMS_SHOWN]
         matrix += np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(
             classes, classes
         )
@@ -176,11 +184,37 @@ def _classification_report(batches: Iterable, dataset: PreparedDataset) -> dict[
     mlflow.log_dict({"classes": names, "matrix": matrix.tolist()}, "confusion_matrix.json")
     if shown is not None:
         mlflow.log_dict(shown.as_dict(), "examples.json")
+    if heard is not None:
+        _log_spectrograms(model, dataset, *heard)
     return {
         "test_loss": loss_sum / max(1, count),
         "test_accuracy": float(true_positives.sum() / max(1, count)),
         "test_macro_f1": float(f1.mean()),
     }
+
+
+def _log_spectrograms(
+    model: keras.Model,
+    dataset: PreparedDataset,
+    waveforms: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+) -> None:
+    """The log-mel spectrograms the model computes of some test clips, titled with the true and
+    the predicted class (`spectrograms.png`)."""
+    from models.audio import log_mel_spectrograms
+
+    titles = [
+        f"{dataset.class_name(int(label))} → {dataset.class_name(int(predicted))}"
+        for label, predicted in zip(labels, predictions, strict=True)
+    ]
+    figure = plots.spectrograms(
+        log_mel_spectrograms(model, waveforms),
+        titles,
+        seconds=waveforms.shape[1] / dataset.spec.sample_rate,
+        title=f"{dataset.name}: test clips, true → predicted",
+    )
+    mlflow.log_figure(figure, "spectrograms.png")
 
 
 class ConfidentExamples:

@@ -21,7 +21,13 @@ from pipelines.callbacks import (
     GradientFlowProbe,
     MlflowEpochLogger,
 )
-from pipelines.config import TEXT_ARCHITECTURES, ConfigError, ExperimentConfig, TrainConfig
+from pipelines.config import (
+    AUDIO_ARCHITECTURES,
+    TEXT_ARCHITECTURES,
+    ConfigError,
+    ExperimentConfig,
+    TrainConfig,
+)
 from pipelines.data import (
     PreparedDataset,
     as_tf_dataset,
@@ -211,6 +217,11 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
             f"model.architecture: {architecture!r} cannot read the text of dataset {dataset.name!r}; "
             f"allowed for text: {', '.join(TEXT_ARCHITECTURES)}"
         )
+    if dataset.spec.is_audio and architecture not in AUDIO_ARCHITECTURES:
+        raise ConfigError(
+            f"model.architecture: {architecture!r} cannot read the audio of dataset {dataset.name!r}; "
+            f"allowed for audio: {', '.join(AUDIO_ARCHITECTURES)}"
+        )
     restore = config.train.restore_best
     if restore != "none" and (
         architecture == "gan" or (restore == "val_accuracy" and dataset.spec.task != "classification")
@@ -248,8 +259,17 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
 
 
 def data_hparams(config: ExperimentConfig, dataset: PreparedDataset) -> dict:
-    """Builder arguments learnt from the data: for text, the vocabulary of the train split (adapted
-    on its batches as they stream, never on the split held whole)."""
+    """Builder arguments learnt from the data, on the train split's batches as they stream (never
+    on the split held whole): for text, its vocabulary; for audio, the configured front end with
+    the mean and variance of each log-mel band."""
+    if dataset.spec.is_audio:
+        from models.audio import AudioFrontEnd, adapt_spectrogram_statistics
+
+        waveforms = as_tf_dataset(dataset.splits["train"], 256, cache="none").map(
+            lambda waveform, _: waveform
+        )
+        front_end = AudioFrontEnd(**config.model.audio_front_end())
+        return {"audio": adapt_spectrogram_statistics(waveforms, dataset.spec.sample_rate, front_end)}
     if dataset.spec.input_dtype != "string":
         return {}
     from models.text import adapt_text_vocabulary
