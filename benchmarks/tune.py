@@ -47,13 +47,13 @@ TARGET_EPOCH_SHARE = 0.5
 COLUMNS = (
     ("seed", "seed", "{}"),
     ("grid_best", "grid best val_accuracy", "{:.4f}"),
-    ("grid_epochs", "grid epochs", "{}"),
+    ("grid_epochs", "grid epochs", "{:.0f}"),
     ("tpe_best", "TPE best val_accuracy", "{:.4f}"),
-    ("tpe_epochs", "TPE epochs (to the grid's best, or all)", "{}"),
+    ("tpe_epochs", "TPE epochs (to the grid's best, or all)", "{:.0f}"),
     ("epoch_share", "TPE / grid epochs", "{:.2f}"),
-    ("tpe_trials", "TPE trials", "{}"),
-    ("tpe_pruned", "pruned", "{}"),
-    ("tpe_distinct", "distinct points", "{}"),
+    ("tpe_trials", "TPE trials", "{:.0f}"),
+    ("tpe_pruned", "pruned", "{:.0f}"),
+    ("tpe_distinct", "distinct points", "{:.0f}"),
     ("reached", "reached", "{}"),
 )
 
@@ -181,13 +181,14 @@ def measure_seed(arguments: argparse.Namespace, seed: int) -> SeedResult:
             study.stop()
 
     # One study run, one sampler, as `deeparch tune` runs it; stopped after the trial that
-    # reaches the grid's best or spends the grid's epochs (a rerun may add one trial, not counted).
+    # reaches the grid's best or spends the grid's epochs (a rerun continues it, if not done).
     tpe = _study(
         arguments.experiment,
         base,
         tpe_name,
         [*settings, f"tune.trials={arguments.max_trials}"],
         callbacks=[stop_when_done],
+        done=lambda study: _done(_counted(_finished(study), grid_best, grid_epochs), grid_best, grid_epochs),
     )
     trials = _counted(_finished(tpe), grid_best, grid_epochs)
     if not trials:
@@ -240,16 +241,22 @@ def _reaches(trial, target: float) -> bool:
     return trial.value is not None and trial.value >= target
 
 
-def _study(experiment: str, overrides: list[str], name: str, settings: list[str], callbacks=()):
-    """Run (or continue) one study through the same code as `deeparch tune`; return it."""
+def _study(experiment: str, overrides: list[str], name: str, settings: list[str], callbacks=(), done=None):
+    """Run (or continue) one study through the same code as `deeparch tune`, unless it exists
+    and `done(study)` says it needs no trial more (a benchmark run again); return it."""
+    import optuna
+
     from pipelines import tune
 
     # An MLflow experiment per study: a TPE trial must not reuse a grid trial's training.
     plan = tune.plan_tune(experiment, [*overrides, *settings, f"tracking.experiment={name}"], name)
     tune.check_against_data(plan)
-    tune.run_tune(plan, callbacks=callbacks)
-    import optuna
-
+    try:
+        existing = optuna.load_study(study_name=plan.study_name, storage=plan.storage)
+    except KeyError:
+        existing = None
+    if existing is None or done is None or not done(existing):
+        tune.run_tune(plan, callbacks=callbacks)
     return optuna.load_study(study_name=plan.study_name, storage=plan.storage)
 
 
