@@ -430,7 +430,7 @@ def _tune(args: argparse.Namespace) -> int:
     tuning.check_against_data(plan)
     tune = plan.config.tune
     print(
-        f"study {plan.study_name} of {args.experiment}: {tune.trials} trials ({tune.sampler}, "
+        f"study {plan.study_name} of {args.experiment}: {plan.trials} trials ({tune.sampler}, "
         f"{tune.pruner} pruning) on {plan.metric} ({plan.direction}), in {tracking.masked_uri(plan.storage)}"
     )
 

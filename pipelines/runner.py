@@ -47,6 +47,7 @@ def run_pipeline(
     train_callbacks: Sequence[keras.callbacks.Callback] = (),
     tags: dict[str, str] | None = None,
     export: bool = True,
+    run_name: str | None = None,
 ) -> PipelineResult:
     """prepare -> train -> evaluate -> export, each a child run of one `pipeline` run.
 
@@ -55,8 +56,8 @@ def run_pipeline(
     config's params and the evaluation's metrics, so the runs table compares pipeline runs.
     Each stage is announced on `progress`, whose caller has started this experiment (a
     one-experiment progress by default). `train_callbacks` join the train stage's (a training
-    they stop early is never reused), `tags` go on the pipeline run, and `export=False` stops
-    after evaluate (a tuning trial).
+    they stop early is never reused), `tags` go on the pipeline run (named `run_name`, by default
+    the experiment), and `export=False` stops after evaluate (a tuning trial).
     """
     if progress is None:
         progress = Progress()
@@ -75,7 +76,7 @@ def run_pipeline(
     if config.architecture == "gan":
         progress.stage("evaluator classifier")
         evaluator = _evaluator(config, dataset)
-    with tracking.stage_run(config, "pipeline", tags) as parent:
+    with tracking.stage_run(config, "pipeline", tags, run_name=run_name) as parent:
         tracking.log_params(config.flat_params())
         prepared = _cached_prepare(config, dataset, forced)
         _link(parent, "prepare", prepared)

@@ -170,8 +170,10 @@ def stage_run(
     stage: str,
     tags: dict[str, str] | None = None,
     resume_run_id: str | None = None,
+    run_name: str | None = None,
 ) -> Iterator[Run]:
-    """Open the MLflow run of one stage (nested under an active pipeline run, if any).
+    """Open the MLflow run of one stage (nested under an active pipeline run, if any), named
+    `run_name` (default: the experiment for a pipeline run, `<experiment>/<stage>` for others).
 
     An exception marks the run FAILED with the reason as a tag and the traceback as an
     artifact; Ctrl-C and SIGTERM mark it KILLED. The exception is re-raised either way.
@@ -183,7 +185,7 @@ def stage_run(
         yield from _closing(run, config)
         return
     parent = mlflow.active_run()
-    run_name = config.name if stage == "pipeline" else f"{config.name}/{stage}"
+    run_name = run_name or (config.name if stage == "pipeline" else f"{config.name}/{stage}")
     all_tags = base_tags(config, stage)
     if parent is not None:
         # A stage's parent is its pipeline run (or a tune run); a pipeline's, a sweep or tune run.

@@ -17,7 +17,7 @@ import math
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,15 @@ class TunePlan:
         from pipelines.compare import higher_is_better
 
         return "maximize" if higher_is_better(self.metric) else "minimize"
+
+    @property
+    def trials(self) -> int:
+        """The study's total: `tune.trials`, or the grid's size when the grid sampler has fewer
+        points (it stops there: a trial more would run a point again)."""
+        trials = self.config.tune.trials
+        if self.config.tune.sampler == "grid":
+            return min(trials, math.prod(len(values) for values in _grid_search_space(self.space).values()))
+        return trials
 
     def trial_config(self, drawn: dict[str, Any]) -> ExperimentConfig:
         """The config of a trial that drew `drawn`, validated like any override."""
@@ -154,9 +163,14 @@ def check_against_data(plan: TunePlan) -> None:
         plan.study_name = f"{plan.config.name}-{digest}"
 
 
-def run_tune(plan: TunePlan, timeout: float | None = None) -> TuneResult:
-    """Run trials of the study until it holds `tune.trials` complete or pruned ones (counting
-    every worker's), `timeout` seconds pass, or Ctrl-C; then log the best config and the plots."""
+def run_tune(
+    plan: TunePlan,
+    timeout: float | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+) -> TuneResult:
+    """Run trials of the study until it holds `plan.trials` complete or pruned ones (counting
+    every worker's), `timeout` seconds pass, Ctrl-C, or one of `callbacks` (Optuna's, called
+    after each trial) stops the study; then log the best config and the plots."""
     import optuna
 
     from pipelines import runner
@@ -173,17 +187,17 @@ def run_tune(plan: TunePlan, timeout: float | None = None) -> TuneResult:
         "tune_direction": plan.direction,
         "tune_sampler": plan.config.tune.sampler,
         "tune_pruner": plan.config.tune.pruner,
-        "tune_trials": str(plan.config.tune.trials),
+        "tune_trials": str(plan.trials),
         "tune_space": _space_json(plan.space)[:5000],
     }
     with tracking.stage_run(plan.config, TUNE_STAGE, resume_run_id=run_id) as tune_run:
         mlflow.set_tags(tune_tags)
         optuna.storages.fail_stale_trials(study)  # what a killed worker left RUNNING
         runner.prepare_once(plan.config)  # trials then reuse it
-        if _taken(study) >= plan.config.tune.trials:
-            print(f"study {plan.study_name} already holds its {plan.config.tune.trials} trials")
+        if _taken(study) >= plan.trials:
+            print(f"study {plan.study_name} already holds its {plan.trials} trials")
         else:
-            progress = Progress(total=plan.config.tune.trials)
+            progress = Progress(total=plan.trials)
             study.optimize(
                 _objective(plan, tune_run, progress),
                 timeout=timeout,
@@ -192,7 +206,7 @@ def run_tune(plan: TunePlan, timeout: float | None = None) -> TuneResult:
                 callbacks=[
                     # The study's total over all workers: done or running trials fill it.
                     optuna.study.MaxTrialsCallback(
-                        plan.config.tune.trials,
+                        plan.trials,
                         states=(
                             optuna.trial.TrialState.COMPLETE,
                             optuna.trial.TrialState.PRUNED,
@@ -200,10 +214,9 @@ def run_tune(plan: TunePlan, timeout: float | None = None) -> TuneResult:
                         ),
                     ),
                     # A study whose every trial fails would otherwise never end.
-                    optuna.study.MaxTrialsCallback(
-                        plan.config.tune.trials, states=(optuna.trial.TrialState.FAIL,)
-                    ),
+                    optuna.study.MaxTrialsCallback(plan.trials, states=(optuna.trial.TrialState.FAIL,)),
                     lambda study, trial: _log_study(plan, study, tune_run.info.run_id),
+                    *callbacks,
                 ],
             )
         result = _log_study(plan, study, tune_run.info.run_id)
@@ -404,9 +417,9 @@ def _objective(plan: TunePlan, tune_run: Run, progress: Progress) -> Callable[[o
     def objective(trial: optuna.Trial) -> float:
         # MaxTrialsCallback stops a worker after its trial; two workers that finish together may
         # both start one more than the total holds: the later-numbered one does not run.
-        if _taken(trial.study, before=trial.number) >= plan.config.tune.trials:
+        if _taken(trial.study, before=trial.number) >= plan.trials:
             trial.study.stop()
-            raise BudgetTaken(f"the study's {plan.config.tune.trials} trials are complete or running")
+            raise BudgetTaken(f"the study's {plan.trials} trials are complete or running")
         drawn = {key: _suggest(trial, key, search_range) for key, search_range in plan.space.items()}
         label = " ".join(as_overrides(drawn))
         try:
@@ -419,7 +432,12 @@ def _objective(plan: TunePlan, tune_run: Run, progress: Progress) -> Callable[[o
         progress.start(config.name, f"trial {trial.number}: {label}")
         try:
             result = runner.run_pipeline(
-                config, progress=progress, train_callbacks=[pruning], tags=tags, export=False
+                config,
+                progress=progress,
+                train_callbacks=[pruning],
+                tags=tags,
+                export=False,
+                run_name=f"{config.name} · trial {trial.number}",
             )
         except Exception as error:
             tracking.end_runs_above(tune_run)

@@ -138,6 +138,7 @@ def test_trials_nest_under_one_tune_run_that_logs_the_best_config_which_run_repr
     assert tune.data.tags["tune_metric"] == "val_accuracy"
     trials = runs["pipeline"]
     assert sorted(run.data.tags["trial"] for run in trials) == ["0", "1", "2"]
+    assert all(run.info.run_name == f"mlp-digits · trial {run.data.tags['trial']}" for run in trials)
     assert all(run.data.tags["mlflow.parentRunId"] == tune.info.run_id for run in trials)
     assert all(run.data.tags["trial_state"] in ("COMPLETE", "PRUNED") for run in trials)
     assert len(runs["prepare"]) == 1  # prepared once, reused by every trial
@@ -166,7 +167,7 @@ def test_trials_nest_under_one_tune_run_that_logs_the_best_config_which_run_repr
 
 
 def test_pruning_stops_a_trial_whose_learning_rate_cannot_learn(store, cli, tmp_path):
-    status, output, _ = cli(
+    grid_study = [
         "tune",
         "-e",
         "mlp-digits",
@@ -179,11 +180,12 @@ def test_pruning_stops_a_trial_whose_learning_rate_cannot_learn(store, cli, tmp_
         "tune.startup_trials=1",
         "tune.space={train.learning_rate: {choices: [3.0e-2, 1.0e-7]}}",
         "tune.seed=1",  # the grid's order: the rate that learns first, then the one that cannot
-        "tune.trials=2",
         "--sampler",
         "grid",
-    )
+    ]
+    status, output, _ = cli(*grid_study)  # tune.trials is 20: the grid's 2 points are the study's total
     assert status == 0, output
+    assert "2 trials (grid" in output and "[2/2] mlp-digits trial 1" in output and "/20]" not in output
     trials = {run.data.tags["trial"]: run for run in _runs_by_stage(store)["pipeline"]}
     pruned = [run for run in trials.values() if run.data.tags.get("pruned") == "true"]
     assert len(pruned) == 1, output
@@ -198,6 +200,9 @@ def test_pruning_stops_a_trial_whose_learning_rate_cannot_learn(store, cli, tmp_
     assert "fingerprint" not in train.data.tags  # a pruned training is never reused as the config's result
     states = sorted(trial.state.name for trial in _study(tmp_path).trials)
     assert states == ["COMPLETE", "PRUNED"]
+    status, output, _ = cli(*grid_study)  # run again: the grid is done, no point runs twice
+    assert status == 0 and "already holds its 2 trials" in output, output
+    assert len(_study(tmp_path).trials) == 2
 
 
 # --- several workers, one storage ----------------------------------------------------------------
