@@ -11,7 +11,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -46,11 +45,6 @@ def _series_csv(path: Path, rows: int = 160) -> Path:
 
 
 FORECAST = ["data.source=csv", "data.target=value", "data.task=forecast", "data.window=12"]
-SMALL_RECURRENT = ["model.units=[8]", "model.bidirectional=false", "train.epochs=1", "train.batch_size=16"]
-
-
-def _by_stage(uri: str) -> dict[str, mlflow.entities.Run]:
-    return {run.data.tags["stage"]: run for run in all_runs(uri)}
 
 
 def test_a_default_run_prints_progress_epoch_lines_and_the_summary_and_nothing_from_libraries(tmp_path):
@@ -103,25 +97,6 @@ def test_frechet_distance_of_rank_deficient_covariances_is_exact_and_warns_nothi
     assert np.isfinite(wide_distance) and wide_distance == pytest.approx(20.0, rel=1e-6)
 
 
-def test_a_shipped_experiment_pointed_at_a_forecast_drops_its_augmentation_and_says_so(store, cli, tmp_path):
-    path = _series_csv(tmp_path / "sales.csv")
-    status, output, error = cli("run", "-e", "lstm-mnist1d", *FORECAST, f"data.path={path}", *SMALL_RECURRENT)
-    assert status == 0, error
-    notes = [line for line in output.splitlines() if "augment" in line]
-    assert notes == [
-        "lstm-sales: dropped lstm-mnist1d's train.augment_shift=5 train.augment_scale=0.1 (a forecast "
-        "reads its windows in time order, which circular shifts and amplitude scaling break)"
-    ]
-    train = _by_stage(store)["train"]
-    assert (train.data.params["train.augment_shift"], train.data.params["train.augment_scale"]) == (
-        "0",
-        "0.0",
-    )
-    evaluate = _by_stage(store)["evaluate"].data.metrics
-    headline = f"RMSE {evaluate['test_rmse']:.4g} (naive forecast {evaluate['test_naive_rmse']:.4g})"
-    assert headline in output
-
-
 def test_augmentation_typed_for_a_forecast_is_refused_naming_the_fields(store, cli, tmp_path):
     path = _series_csv(tmp_path / "sales.csv")
     typed = ["train.augment_shift=3", "train.augment_scale=0.2"]
@@ -130,28 +105,6 @@ def test_augmentation_typed_for_a_forecast_is_refused_naming_the_fields(store, c
     assert "train.augment_shift=3 train.augment_scale=0.2: a forecast" in error
     assert "allowed: train.augment_shift=0 train.augment_scale=0" in error
     assert "Traceback" not in error and all_runs(store) == []
-
-
-def test_own_data_runs_land_in_an_experiment_named_after_the_architecture_and_the_data(store, cli, tmp_path):
-    path = tmp_path / "prices.csv"
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(10.0, 2.0, 90), rng.normal(-2.0, 1.0, 90)
-    pd.DataFrame({"a": a, "b": b, "value": 3 * a - b + rng.normal(0, 0.1, 90)}).to_csv(path, index=False)
-    status, output, error = cli(
-        "run", "-e", "mlp-digits", "data.source=csv", f"data.path={path}", "data.target=value", *TINY
-    )
-    assert status == 0, error
-    client = mlflow.MlflowClient(store)
-    assert client.get_experiment_by_name("mlp-digits") is None
-    experiment = client.get_experiment_by_name("mlp-prices")
-    names = {run.info.run_name for run in client.search_runs([experiment.experiment_id])}
-    assert names == {
-        "mlp-prices",
-        *(f"mlp-prices/{stage}" for stage in ("prepare", "train", "evaluate", "export")),
-    }
-    # A regression's headline is its MSE and MAE.
-    metrics = _by_stage(store)["evaluate"].data.metrics
-    assert f"MSE {metrics['test_mse']:.4g}, MAE {metrics['test_mae']:.4g}" in output
 
 
 def test_a_name_given_on_the_command_line_names_the_own_data_experiment(tmp_path):

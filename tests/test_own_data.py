@@ -3,6 +3,7 @@ through the same CLI and stages as the TFDS datasets; bad files are refused befo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -13,7 +14,17 @@ import pytest
 from pipelines.config import DataConfig
 from pipelines.data import load_dataset
 
-from .conftest import all_runs, assert_each_refused_before_any_run
+from .conftest import SharedRun, all_runs, assert_each_refused_before_any_run, run_cli, shared_store
+
+QUICK_FORECAST = [
+    "data.source=csv",
+    "data.target=value",
+    "data.task=forecast",
+    "data.window=12",
+    "data.time_column=time",
+    "model.units=[8]",
+    "model.bidirectional=false",
+]
 
 QUICK = ["train.epochs=1", "train.batch_size=16"]
 
@@ -63,6 +74,27 @@ def _image_folder(root: Path, images_per_class: int = 5) -> Path:
             pixels = rng.integers(offset, offset + 100, (10, 12, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / name / f"{index}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def price_regression(tmp_path_factory) -> Iterator[SharedRun]:
+    """mlp-digits pointed at a CSV of prices with a float target: one run that several tests read."""
+    folder = tmp_path_factory.mktemp("prices")
+    path = _table_csv(folder / "prices.csv")
+    overrides = ["data.source=csv", f"data.path={path}", "data.target=value", "data.features=[a,b]"]
+    with shared_store(folder / "store") as uri:
+        yield SharedRun(uri, *run_cli("run", "-e", "mlp-digits", *overrides, *QUICK))
+
+
+@pytest.fixture(scope="module")
+def sales_forecast(tmp_path_factory) -> Iterator[SharedRun]:
+    """lstm-mnist1d pointed at a CSV series of sales to forecast: one run that several tests read."""
+    folder = tmp_path_factory.mktemp("sales")
+    path = _series_csv(folder / "sales.csv")
+    with shared_store(folder / "store") as uri:
+        yield SharedRun(
+            uri, *run_cli("run", "-e", "lstm-mnist1d", *QUICK_FORECAST, f"data.path={path}", *QUICK)
+        )
 
 
 def test_csv_with_text_labels_runs_end_to_end_with_class_names_and_file_provenance(store, cli, tmp_path):
@@ -139,33 +171,17 @@ def test_csv_normalisation_travels_inside_the_saved_model(store, cli, tmp_path):
     assert served.numpy().std(axis=0).max() > 1e-3, "raw rows give distinct, unsaturated outputs"
 
 
-def test_csv_float_target_is_a_regression_with_mae_and_rmse(store, cli, tmp_path):
-    path = _table_csv(tmp_path / "prices.csv")
-    overrides = ["data.source=csv", f"data.path={path}", "data.target=value", "data.features=[a,b]"]
-    assert cli("run", "-e", "mlp-digits", *overrides, *QUICK)[0] == 0
-    runs = _runs_by_stage(store)
+def test_csv_float_target_is_a_regression_with_mae_and_rmse(price_regression):
+    assert price_regression.status == 0, price_regression.error
+    runs = _runs_by_stage(price_regression.uri)
     assert runs["prepare"].data.params["dataset.task"] == "regression"
     assert {"test_mae", "test_rmse", "test_mse"} <= set(runs["evaluate"].data.metrics)
     assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
 
 
-def test_csv_forecast_logs_the_naive_baseline_and_a_forecast_plot(store, cli, tmp_path):
-    path = _series_csv(tmp_path / "series.csv")
-    status, _, _ = cli(
-        "run",
-        "-e",
-        "lstm-mnist1d",
-        "data.source=csv",
-        f"data.path={path}",
-        "data.target=value",
-        "data.task=forecast",
-        "data.window=12",
-        "data.time_column=time",
-        "model.units=[8]",
-        "model.bidirectional=false",
-        *QUICK,
-    )
-    assert status == 0
+def test_csv_forecast_logs_the_naive_baseline_and_a_forecast_plot(sales_forecast):
+    assert sales_forecast.status == 0, sales_forecast.error
+    store = sales_forecast.uri
     runs = _runs_by_stage(store)
     assert runs["prepare"].data.params["dataset.input_shape"] == "[12, 1]"
     assert runs["prepare"].data.params["dataset.task"] == "forecast"
@@ -314,3 +330,36 @@ BAD_INPUTS = {
 
 def test_each_bad_input_exits_2_naming_the_problem_before_any_run(store, cli, tmp_path):
     assert_each_refused_before_any_run(store, cli, tmp_path, "mlp-digits", BAD_INPUTS, QUICK)
+
+
+def test_own_data_runs_land_in_an_experiment_named_after_the_architecture_and_the_data(price_regression):
+    assert price_regression.status == 0, price_regression.error
+    client = mlflow.MlflowClient(price_regression.uri)
+    assert client.get_experiment_by_name("mlp-digits") is None
+    experiment = client.get_experiment_by_name("mlp-prices")
+    names = {run.info.run_name for run in client.search_runs([experiment.experiment_id])}
+    assert names == {
+        "mlp-prices",
+        *(f"mlp-prices/{stage}" for stage in ("prepare", "train", "evaluate", "export")),
+    }
+    # A regression's headline is its MSE and MAE.
+    metrics = _runs_by_stage(price_regression.uri)["evaluate"].data.metrics
+    assert f"MSE {metrics['test_mse']:.4g}, MAE {metrics['test_mae']:.4g}" in price_regression.output
+
+
+def test_a_shipped_experiment_pointed_at_a_forecast_drops_its_augmentation_and_says_so(sales_forecast):
+    assert sales_forecast.status == 0, sales_forecast.error
+    notes = [line for line in sales_forecast.output.splitlines() if "augment" in line]
+    assert notes == [
+        "lstm-sales: dropped lstm-mnist1d's train.augment_shift=5 train.augment_scale=0.1 (a forecast "
+        "reads its windows in time order, which circular shifts and amplitude scaling break)"
+    ]
+    runs = _runs_by_stage(sales_forecast.uri)
+    train = runs["train"]
+    assert (train.data.params["train.augment_shift"], train.data.params["train.augment_scale"]) == (
+        "0",
+        "0.0",
+    )
+    evaluate = runs["evaluate"].data.metrics
+    headline = f"RMSE {evaluate['test_rmse']:.4g} (naive forecast {evaluate['test_naive_rmse']:.4g})"
+    assert headline in sales_forecast.output
