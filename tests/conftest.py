@@ -39,37 +39,27 @@ def _empty_store_database() -> Path:
     return path
 
 
+def _new_store(folder: Path) -> str:
+    """A sqlite MLflow store in `folder/mlruns`: a copy of an empty database whose tables already
+    exist; everything else (experiments, runs, artifacts) is created by the code under test, as on
+    a user's machine. Returns its URI."""
+    (folder / "mlruns").mkdir(parents=True)
+    shutil.copyfile(_empty_store_database(), folder / "mlruns" / "mlflow.db")
+    return f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
+
+
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh sqlite MLflow store in tmp_path, used through MLFLOW_TRACKING_URI; cwd is tmp_path.
-
-    The database is a copy of an empty one whose tables already exist; everything else (the
-    experiments, runs and artifacts) is created by the code under test, as on a user's machine."""
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    (tmp_path / "mlruns").mkdir()
-    shutil.copyfile(_empty_store_database(), tmp_path / "mlruns" / "mlflow.db")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    return uri
+    """A fresh sqlite MLflow store in tmp_path, used through MLFLOW_TRACKING_URI; cwd is tmp_path."""
+    return use_store(_new_store(tmp_path), monkeypatch)
 
 
 @contextlib.contextmanager
 def shared_store(folder: Path) -> Iterator[str]:
     """A fresh sqlite MLflow store in `folder` (cwd and MLFLOW_TRACKING_URI point at it) for a
     module-scoped fixture: one pipeline run that several tests read costs one run, not one each."""
-    import mlflow
-
-    (folder / "mlruns").mkdir(parents=True)
-    shutil.copyfile(_empty_store_database(), folder / "mlruns" / "mlflow.db")
-    uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.chdir(folder)
-        mlflow.set_tracking_uri(uri)
-        yield uri
+        yield use_store(_new_store(folder), patch)
 
 
 @dataclass
@@ -93,7 +83,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 def use_store(uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point this test (environment, cwd, MLflow's client) at a shared store built by a module fixture."""
+    """Point this test (environment, cwd, MLflow's client) at the store `uri` (`_new_store`'s)."""
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -19,12 +19,11 @@ import numpy as np
 
 from pipelines.config import ConfigError, DataConfig
 from pipelines.data.own_files import class_folder_files
-from pipelines.data.source import Chunk, SourceData, first_line, route
+from pipelines.data.source import PCM_SCALE, Chunk, SourceData, first_line, route
 
 # The files `keras.utils.audio_dataset_from_directory` reads.
 AUDIO_EXTENSIONS = (".wav",)
 CHUNK_CLIPS = 256
-PCM_SCALE = 32768.0  # tf.audio.decode_wav maps 16-bit samples to [-1, 1) by this
 
 
 def read_audio_folder(config: DataConfig) -> SourceData:

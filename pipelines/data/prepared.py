@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models.spec import DataSpec
-from pipelines.data.source import SPLITS, DataError, SourceData, Split
+from pipelines.data.source import PCM_SCALE, SPLITS, DataError, SourceData, Split
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -143,7 +143,7 @@ class PreparedDataset:
 
 # Stored dtypes that models read scaled to float32: uint8 pixels to [0, 1], int16 audio samples
 # (16-bit PCM, as WAV files hold them) to [-1, 1).
-SCALED_DTYPES = {"uint8": 255.0, "int16": 32768.0}
+SCALED_DTYPES = {"uint8": 255.0, "int16": PCM_SCALE}
 
 
 def model_inputs(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

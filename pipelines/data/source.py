@@ -26,6 +26,8 @@ TEST_SPLIT_SEED = VALIDATION_SPLIT_SEED + 1
 SPLITS = ("train", "validation", "test")
 TRAIN, VALIDATION, TEST = 0, 1, 2  # split codes of `assign_splits`
 StoredDtype = str  # "uint8" | "int16" | "float32" | "string"
+# 16-bit PCM audio samples over this are in [-1, 1), as tf.audio.decode_wav reads them.
+PCM_SCALE = 32768.0
 
 Chunk = tuple[str, np.ndarray, np.ndarray]
 

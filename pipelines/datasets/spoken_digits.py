@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from pipelines.data.audio_source import PCM_SCALE, pcm16, resample
+from pipelines.data.audio_source import pcm16, resample
+from pipelines.data.source import PCM_SCALE
 from pipelines.datasets.embedded import EmbeddedBuilder
 
 SYNTHESISER = "espeak-ng"
