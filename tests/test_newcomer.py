@@ -1,6 +1,7 @@
-"""A newcomer's first hour: output a person can follow, a headline per task, own data that lands in
-its own MLflow experiment without augmentation that breaks a forecast, pipeline runs that carry
-their config."""
+"""A newcomer's first hour: output a person can follow, and a Fréchet distance of singular
+covariances without warnings. (Own data in its own MLflow experiment, without augmentation that
+breaks a forecast: `test_own_data.py`; pipeline runs that carry their config: `test_pipeline.py`;
+a GAN's headline: `test_gan_pipeline.py`.)"""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from pipelines.config import load_experiment
 from pipelines.gan_scores import frechet_distance
 
-from .conftest import TINY, all_runs
+from .conftest import TINY
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ELAPSED = r"\(\d+:\d\d\)"
@@ -34,17 +33,6 @@ OWN_LINES = [
     r"Runs in the MLflow UI \(start it with `deeparch ui`, or `mlflow ui .*`\):",
     r"  http://127\.0\.0\.1:5000/#/experiments/\d+/runs",
 ]
-
-
-def _series_csv(path: Path, rows: int = 160) -> Path:
-    """A noisy sine wave with a time column: something to forecast."""
-    time = np.arange(rows)
-    noise = np.random.default_rng(0).normal(0.0, 0.2, rows)
-    pd.DataFrame({"time": time, "value": 50 + 5 * np.sin(time / 6) + noise}).to_csv(path, index=False)
-    return path
-
-
-FORECAST = ["data.source=csv", "data.target=value", "data.task=forecast", "data.window=12"]
 
 
 def test_a_default_run_prints_progress_epoch_lines_and_the_summary_and_nothing_from_libraries(tmp_path):
@@ -95,21 +83,3 @@ def test_frechet_distance_of_rank_deficient_covariances_is_exact_and_warns_nothi
         wide_distance = frechet_distance(wide, wide[::-1] + 1.0)
     assert distance == pytest.approx(x.mean() ** 2 + x.var(ddof=1), rel=1e-9)
     assert np.isfinite(wide_distance) and wide_distance == pytest.approx(20.0, rel=1e-6)
-
-
-def test_augmentation_typed_for_a_forecast_is_refused_naming_the_fields(store, cli, tmp_path):
-    path = _series_csv(tmp_path / "sales.csv")
-    typed = ["train.augment_shift=3", "train.augment_scale=0.2"]
-    status, _, error = cli("run", "-e", "lstm-mnist1d", *FORECAST, f"data.path={path}", *typed)
-    assert status == 2
-    assert "train.augment_shift=3 train.augment_scale=0.2: a forecast" in error
-    assert "allowed: train.augment_shift=0 train.augment_scale=0" in error
-    assert "Traceback" not in error and all_runs(store) == []
-
-
-def test_a_name_given_on_the_command_line_names_the_own_data_experiment(tmp_path):
-    path = _series_csv(tmp_path / "sales.csv")
-    overrides = [*FORECAST, f"data.path={path}"]
-    assert load_experiment("lstm-mnist1d", overrides).name == "lstm-sales"
-    assert load_experiment("lstm-mnist1d", [*overrides, "name=sales-v2"]).name == "sales-v2"
-    assert load_experiment("lstm-mnist1d").name == "lstm-mnist1d", "the shipped data keeps the shipped name"

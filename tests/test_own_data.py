@@ -11,16 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import DataConfig
+from pipelines.config import DataConfig, load_experiment
 from pipelines.data import load_dataset
 
 from .conftest import SharedRun, all_runs, assert_each_refused_before_any_run, run_cli, shared_store
 
+FORECAST = ["data.source=csv", "data.target=value", "data.task=forecast", "data.window=12"]
 QUICK_FORECAST = [
-    "data.source=csv",
-    "data.target=value",
-    "data.task=forecast",
-    "data.window=12",
+    *FORECAST,
     "data.time_column=time",
     "model.units=[8]",
     "model.bidirectional=false",
@@ -363,3 +361,21 @@ def test_a_shipped_experiment_pointed_at_a_forecast_drops_its_augmentation_and_s
     evaluate = runs["evaluate"].data.metrics
     headline = f"RMSE {evaluate['test_rmse']:.4g} (naive forecast {evaluate['test_naive_rmse']:.4g})"
     assert headline in sales_forecast.output
+
+
+def test_augmentation_typed_for_a_forecast_is_refused_naming_the_fields(store, cli, tmp_path):
+    path = _series_csv(tmp_path / "sales.csv", shuffled=False)
+    typed = ["train.augment_shift=3", "train.augment_scale=0.2"]
+    status, _, error = cli("run", "-e", "lstm-mnist1d", *FORECAST, f"data.path={path}", *typed)
+    assert status == 2
+    assert "train.augment_shift=3 train.augment_scale=0.2: a forecast" in error
+    assert "allowed: train.augment_shift=0 train.augment_scale=0" in error
+    assert "Traceback" not in error and all_runs(store) == []
+
+
+def test_a_name_given_on_the_command_line_names_the_own_data_experiment(tmp_path):
+    path = _series_csv(tmp_path / "sales.csv", shuffled=False)
+    overrides = [*FORECAST, f"data.path={path}"]
+    assert load_experiment("lstm-mnist1d", overrides).name == "lstm-sales"
+    assert load_experiment("lstm-mnist1d", [*overrides, "name=sales-v2"]).name == "sales-v2"
+    assert load_experiment("lstm-mnist1d").name == "lstm-mnist1d", "the shipped data keeps the shipped name"
