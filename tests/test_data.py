@@ -46,7 +46,9 @@ def test_max_examples_caps_every_split():
     assert set(dataset.sizes().values()) == {50}
 
 
-def test_catalog_dataset_loads_through_tfds_with_mock_data():
+def test_catalog_dataset_loads_through_tfds_with_mock_data(store):
+    # A store of its own: the prepared-dataset index of an earlier test's store (MLflow's tracking
+    # URI is process-wide) would hand back that test's mock MNIST of another size.
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=24):
