@@ -25,8 +25,11 @@ def read_images(config: DataConfig) -> SourceData:
     def chunks() -> Iterator[Chunk]:
         import tensorflow as tf
 
+        decode = tf.autograph.experimental.do_not_convert(
+            lambda path: _decoded(path, channels, config.image_size)
+        )
         images = tf.data.Dataset.from_tensor_slices([str(file) for file in files]).map(
-            lambda path: _decoded(path, channels, config.image_size),
+            decode,
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
