@@ -21,6 +21,7 @@ prepare <= 1.5x one plain read pass; a train epoch <= 1.1x plain Keras. A CSV pa
     .venv/bin/python benchmarks/data_scale.py                          # all sizes and the CSV
     .venv/bin/python benchmarks/data_scale.py --workdir /data/scale   # keep the generated data
     .venv/bin/python benchmarks/data_scale.py --sizes 200 --csv-rows 20000 --json /tmp/quick.json
+    .venv/bin/python benchmarks/data_scale.py --repeats 2 --skip-csv  # each side twice, means
 
 Generated data is written once under `--workdir` and reused by later invocations (default: a
 temporary folder removed at the end). Each run's MLflow store is removed once it has been read.
@@ -63,6 +64,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--csv-rows", type=int, default=5_000_000, help="rows of the CSV (default 5 million)")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="generated data and stores (default: temp)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each side per size; times are their means"
     )
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "data_scale.json", help="results file")
     # Internal: the plain Keras side, run by this script in a process of its own.
@@ -342,6 +346,13 @@ def plain_keras(mode: str, folder: Path, result: Path) -> None:
 # Reporting -----------------------------------------------------------------------------------
 
 
+def mean_of(measured: list[dict]) -> dict:
+    """Repeats of one measurement: the mean of each figure, the highest of each peak memory."""
+    keys = [key for key in measured[0] if all(isinstance(m.get(key), int | float) for m in measured)]
+    values = {key: [m[key] for m in measured] for key in keys}
+    return {key: max(v) if key.endswith("peak_gb") else sum(v) / len(v) for key, v in values.items()}
+
+
 def verdict(value: float | None, target: float) -> str:
     """met / MISSED against an upper bound."""
     return "n/a" if value is None else "met" if value <= target else "MISSED"
@@ -388,8 +399,10 @@ def size_table(row: dict) -> str:
     ]
     columns = [(key, key, "{}") for key in ("measure", "deeparch", "plain", "ratio", "target", "verdict")]
     header = (
-        f"\n{row['images']} images ({fit['train_images']} trained on; "
-        f"deeparch run {pipeline['run_seconds']:.0f} s end to end)"
+        f"\n{row['images']} images ({fit['train_images']:.0f} trained on; "
+        f"deeparch run {pipeline['run_seconds']:.0f} s end to end"
+        + (f"; means of {row['repeats']} runs a side, peaks the highest" if row.get("repeats", 1) > 1 else "")
+        + ")"
     )
     return header + "\n" + markdown_rows(columns, lines)
 
@@ -416,16 +429,22 @@ def main(argv: list[str] | None = None) -> int:
         folder = image_folder(workdir, count)
         warm_page_cache(folder)
         load = describe_load()
-        pipeline = measure_pipeline(
-            f"images-{count}", "cnn-images", [f"data.path={folder}", "train.epochs=1"], scratch
-        )
-        print(f"{count} images, deeparch: {json.dumps(pipeline)}", flush=True)
-        read = measure_plain("read", folder, scratch)
-        print(f"{count} images, plain read pass: {json.dumps(read)}", flush=True)
-        fit = measure_plain("fit", folder, scratch)
-        print(f"{count} images, plain fit: {json.dumps(fit)}", flush=True)
+        runs: dict[str, list[dict]] = {"deeparch": [], "plain_read": [], "plain_fit": []}
+        for repeat in range(arguments.repeats):
+            # Alternating sides within a repeat, so that a drift of the machine's speed over
+            # the minutes of a size falls on both.
+            pipeline = measure_pipeline(
+                f"images-{count}", "cnn-images", [f"data.path={folder}", "train.epochs=1"], scratch
+            )
+            print(f"{count} images, run {repeat + 1}, deeparch: {json.dumps(pipeline)}", flush=True)
+            runs["deeparch"].append(pipeline)
+            for mode in ("read", "fit"):
+                plain = measure_plain(mode, folder, scratch)
+                print(f"{count} images, run {repeat + 1}, plain {mode}: {json.dumps(plain)}", flush=True)
+                runs[f"plain_{mode}"].append(plain)
         rows.append(
-            {"images": count, "deeparch": pipeline, "plain_read": read, "plain_fit": fit, "load": load}
+            {"images": count, **{side: mean_of(measured) for side, measured in runs.items()}, "runs": runs}
+            | {"repeats": arguments.repeats, "load": load}
         )
 
     csv = None

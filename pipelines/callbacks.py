@@ -10,6 +10,8 @@ import mlflow
 import numpy as np
 from mlflow.entities import Metric
 
+from pipelines import tracking
+
 
 class EpochLine(keras.callbacks.Callback):
     """One line per epoch, for output that is not a terminal (a log file, a pipe, CI), where a
@@ -169,7 +171,7 @@ def log_generated_grid(model, class_names: list[str], seed: int, count: int, tit
         titles = [class_names[label] if class_names else str(label) for label in inputs["labels"]]
     else:
         titles = [""] * count
-    mlflow.log_figure(
+    tracking.log_figure(
         plots.sample_grid(samples, titles, columns=num_classes if num_classes > 1 else 8, title=title), path
     )
 
@@ -218,7 +220,7 @@ class GradientFlowProbe(keras.callbacks.Callback):
         ]
         mlflow.log_text("\n".join(["epoch,step,norm", *rows]) + "\n", self.TABLE)
         title = f"{self.model.name}: gradient flow through the hidden states"
-        mlflow.log_figure(plots.gradient_flow(self.norms, title=title), "gradient_flow.png")
+        tracking.log_figure(plots.gradient_flow(self.norms, title=title), "gradient_flow.png")
 
     def _logged_norms(self) -> dict[int, np.ndarray]:
         """The probes the active run already logged (a resumed run), by epoch; empty for a new run."""

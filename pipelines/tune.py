@@ -575,7 +575,7 @@ def _log_plots(study: optuna.Study, metric: str) -> None:
         figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
         figure.set_size_inches(10, 6)
         figure.tight_layout()
-        mlflow.log_figure(figure, f"optuna/{name}.png")
+        tracking.log_figure(figure, f"optuna/{name}.png")
         plt.close(figure)
 
 

@@ -180,7 +180,7 @@ def _classification_report(
         },
         "per_class.json",
     )
-    mlflow.log_figure(plots.confusion_matrix(matrix, names), "confusion_matrix.png")
+    tracking.log_figure(plots.confusion_matrix(matrix, names), "confusion_matrix.png")
     mlflow.log_dict({"classes": names, "matrix": matrix.tolist()}, "confusion_matrix.json")
     if shown is not None:
         mlflow.log_dict(shown.as_dict(), "examples.json")
@@ -214,7 +214,7 @@ def _log_spectrograms(
         seconds=waveforms.shape[1] / dataset.spec.sample_rate,
         title=f"{dataset.name}: test clips, true → predicted",
     )
-    mlflow.log_figure(figure, "spectrograms.png")
+    tracking.log_figure(figure, "spectrograms.png")
 
 
 class ConfidentExamples:
@@ -302,7 +302,7 @@ def _regression_report(batches: Iterable, dataset: PreparedDataset) -> dict[str,
     if dataset.forecast:
         metrics["test_naive_mae"] = sums["naive_absolute"] / max(1, count)
         metrics["test_naive_rmse"] = float(np.sqrt(sums["naive_squared"] / max(1, count)))
-        mlflow.log_figure(
+        tracking.log_figure(
             plots.forecast(*(np.concatenate(parts) for parts in shown.values())), "forecast.png"
         )
     return metrics

@@ -65,7 +65,7 @@ def prepare_stage(config: ExperimentConfig, dataset: PreparedDataset | None = No
             # Text reads better as a table than as a picture.
             mlflow.log_table({"text": train.x.tolist(), "label": titles}, "samples.json")
         else:
-            mlflow.log_figure(
+            tracking.log_figure(
                 plots.sample_grid(train.x, titles, title=f"{dataset.name}: training examples"), "samples.png"
             )
     return PrepareResult(run_id=run.info.run_id, dataset=dataset)

@@ -169,7 +169,7 @@ def train_stage(
                 ),
             }
         )
-        mlflow.log_figure(plots.learning_curves(history), "learning_curves.png")
+        tracking.log_figure(plots.learning_curves(history), "learning_curves.png")
         served = servable(model)
         model_uri = tracking.log_keras_model(served, example_inputs(served, dataset, INPUT_EXAMPLE_SIZE))
         mlflow.set_tag("model_uri", model_uri)
