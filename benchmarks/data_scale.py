@@ -238,7 +238,12 @@ def warm_page_cache(folder: Path) -> None:
 
 
 def fresh_store(scratch: Path, label: str) -> tuple[Path, dict[str, str]]:
-    """An empty folder with an sqlite MLflow store, and the environment that points at it."""
+    """An empty folder with an sqlite MLflow store, and the environment that points at it.
+
+    Each `label` must be new to this process: MLflow keeps one store (and its open sqlite
+    connections) per URI, so a store removed and created again under the same path would still
+    be read through the removed database's connections.
+    """
     store = scratch / f"store-{label}"
     shutil.rmtree(store, ignore_errors=True)
     (store / "mlruns").mkdir(parents=True)
@@ -434,7 +439,10 @@ def main(argv: list[str] | None = None) -> int:
             # Alternating sides within a repeat, so that a drift of the machine's speed over
             # the minutes of a size falls on both.
             pipeline = measure_pipeline(
-                f"images-{count}", "cnn-images", [f"data.path={folder}", "train.epochs=1"], scratch
+                f"images-{count}-{repeat + 1}",
+                "cnn-images",
+                [f"data.path={folder}", "train.epochs=1"],
+                scratch,
             )
             print(f"{count} images, run {repeat + 1}, deeparch: {json.dumps(pipeline)}", flush=True)
             runs["deeparch"].append(pipeline)
