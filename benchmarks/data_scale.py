@@ -436,8 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         load = describe_load()
         runs: dict[str, list[dict]] = {"deeparch": [], "plain_read": [], "plain_fit": []}
         for repeat in range(arguments.repeats):
-            # Alternating sides within a repeat, so that a drift of the machine's speed over
-            # the minutes of a size falls on both.
+            # Each repeat runs every side in turn, so that a drift of the machine's speed over
+            # the minutes of a size falls on all of them.
             pipeline = measure_pipeline(
                 f"images-{count}-{repeat + 1}",
                 "cnn-images",
@@ -451,8 +451,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{count} images, run {repeat + 1}, plain {mode}: {json.dumps(plain)}", flush=True)
                 runs[f"plain_{mode}"].append(plain)
         rows.append(
-            {"images": count, **{side: mean_of(measured) for side, measured in runs.items()}, "runs": runs}
-            | {"repeats": arguments.repeats, "load": load}
+            {
+                "images": count,
+                **{side: mean_of(measured) for side, measured in runs.items()},
+                "runs": runs,
+                "repeats": arguments.repeats,
+                "load": load,
+            }
         )
 
     csv = None

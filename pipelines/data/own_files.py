@@ -21,6 +21,7 @@ from pipelines.data.source import (
     assign_splits,
     carve_validation,
     file_fingerprint,
+    regular_files,
 )
 
 # An integer target with at most this many distinct values is a class label (`data.task: auto`).
@@ -217,7 +218,8 @@ def _labelled_files(
                 f"data.path: class folder {child.name!r} in {str(folder)!r} is not a class of the train "
                 f"split; allowed: {', '.join(class_names)}"
             )
-        found = [Path(file) for file in sorted(_files_under(child, extensions))]
+        names = (file for file, _ in regular_files(child) if os.path.splitext(file)[1].lower() in extensions)
+        found = [Path(file) for file in sorted(names)]
         if required and not found:
             raise ConfigError(
                 f"data.path: class folder {child.name!r} in {str(folder)!r} holds no {kind}; "
@@ -226,14 +228,3 @@ def _labelled_files(
         label = class_names.index(child.name)
         for file in found:
             yield file, label
-
-
-def _files_under(folder: Path, extensions: tuple[str, ...]) -> Iterator[str]:
-    """Paths of the `extensions` files anywhere under `folder` (os.walk: a Path per file of a large
-    folder costs more than reading the names)."""
-    for root, _, names in os.walk(folder):
-        for name in names:
-            if os.path.splitext(name)[1].lower() in extensions:
-                full = os.path.join(root, name)
-                if os.path.isfile(full):
-                    yield full

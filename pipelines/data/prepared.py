@@ -249,8 +249,8 @@ def _raw_arrays(split: PreparedSplit, limit: int | None) -> tuple[np.ndarray, np
             if count >= wanted:
                 break
             data = record.numpy()
-            n = min(len(data) // (x_bytes + y_bytes), wanted - count)
             total = len(data) // (x_bytes + y_bytes)
+            n = min(total, wanted - count)
             ys.append(np.frombuffer(data, y_dtype, count=n * y_bytes // y_dtype.itemsize))
             xs.append(
                 np.frombuffer(data, x_dtype, count=n * x_bytes // x_dtype.itemsize, offset=total * y_bytes)
