@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import mlflow
@@ -115,13 +118,30 @@ class CheckpointEvery(keras.callbacks.BackupAndRestore):
     is a large share of a sub-second epoch; `seconds` bounds both that cost and the work a
     killed training loses. `before_save` writes the pending epoch metrics, so that a checkpoint
     never runs ahead of what MLflow holds.
+
+    Each checkpoint is written whole into its own folder (`epoch-NNNNN`: weights and the epoch
+    number) and then made current by atomically replacing the symlink `current`, which the
+    restore reads. Keras writes the two files in place, so a training killed while saving (the
+    moment right after its metrics reach MLflow) left a half-written HDF5 file, or weights one
+    epoch ahead of the saved epoch number; here the last complete checkpoint stays current.
     """
+
+    CURRENT = "current"
 
     def __init__(self, backup_dir: str, seconds: float, before_save: Callable[[], None]) -> None:
         super().__init__(backup_dir)
         self.seconds = seconds
         self.before_save = before_save
         self._last_save: float | None = None
+        current = Path(backup_dir) / self.CURRENT
+        # The restore (Keras' own) reads these paths, through the symlink.
+        self._weights_path = str(current / "latest.weights.h5")
+        self._training_metadata_path = str(current / "training_metadata.json")
+
+    @classmethod
+    def holds_checkpoint(cls, backup_dir: Path) -> bool:
+        """Whether `backup_dir` holds a complete checkpoint to resume from."""
+        return (backup_dir / cls.CURRENT / "training_metadata.json").is_file()
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -134,6 +154,26 @@ class CheckpointEvery(keras.callbacks.BackupAndRestore):
         self.before_save()
         super().on_epoch_end(epoch, logs)
         self._last_save = time.monotonic()
+
+    def _save_model(self) -> None:
+        root = Path(self.backup_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        state = root / f"epoch-{self._current_epoch:05d}"
+        staging = root / f".{state.name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        self.model.save_weights(str(staging / "latest.weights.h5"))
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        (staging / "training_metadata.json").write_text(json.dumps(metadata))
+        shutil.rmtree(state, ignore_errors=True)  # a complete one that a kill kept from being current
+        staging.rename(state)
+        link = root / f".{self.CURRENT}.partial"
+        link.unlink(missing_ok=True)
+        link.symlink_to(state.name, target_is_directory=True)
+        link.replace(root / self.CURRENT)
+        for older in root.glob("epoch-*"):
+            if older != state:
+                shutil.rmtree(older, ignore_errors=True)
 
 
 class GeneratedSamplesLogger(keras.callbacks.Callback):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 import mlflow
 
 from pipelines import cache, distribute, tracking
+from pipelines.callbacks import CheckpointEvery
 from pipelines.config import ConfigError, ExperimentConfig, load_experiment
 from pipelines.data import PreparedDataset, load_dataset, open_dataset
 from pipelines.progress import Progress
@@ -148,7 +149,7 @@ def resume_train(train_run_id: str) -> TrainResult:
         raise ConfigError(f"run {train_run_id!r} is not a train run; --resume takes the id of a train run")
     if run.info.status == "FINISHED":
         raise ConfigError(f"train run {train_run_id!r} is FINISHED; there is nothing to resume")
-    if not tracking.checkpoint_dir(train_run_id).exists():
+    if not CheckpointEvery.holds_checkpoint(tracking.checkpoint_dir(train_run_id)):
         raise ConfigError(
             f"train run {train_run_id!r} left no checkpoint in {tracking.checkpoint_dir(train_run_id)}; "
             "start a new training instead"

@@ -134,3 +134,51 @@ def test_a_failing_stage_leaves_its_traceback_as_an_artifact(store, cli):
     assert run.info.status == "FAILED"
     traceback_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/error/traceback.txt")
     assert "NonFiniteLossError" in traceback_text
+
+
+def test_a_kill_while_checkpointing_leaves_the_previous_checkpoint_to_resume_from(tmp_path):
+    import keras
+    import numpy as np
+
+    from pipelines.callbacks import CheckpointEvery
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+
+    def model():
+        keras.utils.set_random_seed(0)
+        built = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+        built.compile(optimizer="adam", loss="binary_crossentropy")
+        return built
+
+    class KilledOnThirdSave(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.weights_after_two = [w.copy() for w in self.model.get_weights()]
+            if epoch == 2:  # runs before the checkpoint's save: a kill halfway through writing it
+
+                def half_written(filepath, overwrite=True):
+                    with open(filepath, "wb") as partial:
+                        partial.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+                    raise KeyboardInterrupt
+
+                self.model.save_weights = half_written
+
+    first, probe = model(), KilledOnThirdSave()
+    checkpoint = CheckpointEvery(str(tmp_path), seconds=0, before_save=lambda: None)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(x, y, epochs=5, verbose=0, callbacks=[probe, checkpoint])
+    assert CheckpointEvery.holds_checkpoint(tmp_path)
+
+    resumed, restored = model(), {}
+
+    def record_restored(logs):
+        restored.update(epoch=resumed._initial_epoch, weights=resumed.get_weights())
+
+    record = keras.callbacks.LambdaCallback(on_train_begin=record_restored)
+    checkpoint = CheckpointEvery(str(tmp_path), seconds=0, before_save=lambda: None)
+    history = resumed.fit(x, y, epochs=5, verbose=0, callbacks=[checkpoint, record])
+    assert restored["epoch"] == 2
+    for saved, loaded in zip(probe.weights_after_two, restored["weights"], strict=True):
+        np.testing.assert_array_equal(saved, loaded)
+    assert len(history.history["loss"]) == 3
