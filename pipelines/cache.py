@@ -9,15 +9,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from importlib import metadata
 
 import mlflow
 
 from pipelines import tracking
-from pipelines.config import ExperimentConfig
+from pipelines.config import ConfigError, ExperimentConfig
 
 STAGES = ("prepare", "train", "evaluate", "export")
 FINGERPRINT_TAG = "fingerprint"
+
+
+def forced_stages(force: Collection[str]) -> set[str]:
+    """The stages `--force` names ("all": every one); an unknown name is a ConfigError."""
+    names = set(force)
+    if "all" in names:
+        return set(STAGES)
+    unknown = names - set(STAGES)
+    if unknown:
+        raise ConfigError(
+            f"--force {', '.join(sorted(unknown))} is not a stage; allowed: all, {', '.join(STAGES)}"
+        )
+    return names
 
 
 def code_version() -> str:

@@ -305,9 +305,11 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipelines import cache
     from pipelines.progress import Progress
 
     progress = Progress()  # the time so far counts from here
+    cache.forced_stages(args.force or ())  # a misspelt stage fails before any work
     configs = _configs(args)
     if args.out is not None and len(configs) > 1:
         from pipelines.config import ConfigError

@@ -63,7 +63,7 @@ def run_pipeline(
     if progress is None:
         progress = Progress()
         progress.start(config.name)
-    forced = _forced_stages(force)
+    forced = cache.forced_stages(force)
     config, export_dir = _for_this_worker(config, export_dir)
     if config.train.strategy == "multi_worker":
         # Every worker must run the same collective steps: none may skip a stage another runs.
@@ -241,18 +241,6 @@ def _for_this_worker(
         update={"dir": str(scratch / "exports"), "registered_model": None}
     )
     return config.model_copy(update={"tracking": tracking_section, "export": export_section}), None
-
-
-def _forced_stages(force: Collection[str]) -> set[str]:
-    names = set(force)
-    if "all" in names:
-        return set(cache.STAGES)
-    unknown = names - set(cache.STAGES)
-    if unknown:
-        raise ConfigError(
-            f"--force {', '.join(sorted(unknown))} is not a stage; allowed: all, {', '.join(cache.STAGES)}"
-        )
-    return names
 
 
 def _cached(
