@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipelines.config import ConfigError, DataConfig
 from pipelines.data.own_files import class_folder_files
-from pipelines.data.source import Chunk, SourceData, first_line, route
+from pipelines.data.source import Chunk, SourceData, first_line, route, without_autotuning
 
 # The files `keras.utils.image_dataset_from_directory` reads.
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -33,7 +33,8 @@ def read_images(config: DataConfig) -> SourceData:
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-        batches = iter(images.batch(CHUNK_IMAGES).prefetch(1))
+        # Decoding is CPU-bound on every core already: no autotuning model (`without_autotuning`).
+        batches = iter(without_autotuning(images.batch(CHUNK_IMAGES).prefetch(1)))
         start = 0
         while start < len(files):
             try:

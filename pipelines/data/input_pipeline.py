@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.config import TrainConfig
 from pipelines.data.prepared import SCALED_DTYPES, PreparedSplit, model_inputs, read_examples
-from pipelines.data.source import Split
+from pipelines.data.source import Split, without_autotuning
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -79,6 +79,10 @@ def as_tf_dataset(
     # A streamed split prefetches two batches (parsing runs in parallel upstream): an autotuned
     # buffer may grow to many batches, hundreds of MB of large images. A cached one is small.
     batches = batches.prefetch(tf.data.AUTOTUNE if cached else PREFETCH_BATCHES)
+    if cached:
+        # Nothing upstream of a cached split runs in parallel: the autotuning model would only
+        # tune the prefetch depth, at a cost (`without_autotuning`).
+        batches = without_autotuning(batches)
     if workers > 1:
         policy = tf.data.experimental.AutoShardPolicy
         options = tf.data.Options()
