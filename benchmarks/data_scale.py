@@ -232,8 +232,8 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) 
 def warm_page_cache(folder: Path) -> None:
     """Read every file once, so that neither side pays for reading the disk cold (whichever runs
     first would, and deeparch runs first), and write what the system still holds unwritten (the
-    folder just generated, an earlier run's shards) to disk, so that the first measured run does
-    not share the disk with that write-back."""
+    folder just generated) to disk, so that the first measured run does not share the disk with
+    that write-back."""
     for file in folder.rglob("*"):
         if file.is_file():
             file.read_bytes()

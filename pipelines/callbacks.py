@@ -127,6 +127,8 @@ class CheckpointEvery(keras.callbacks.BackupAndRestore):
     """
 
     CURRENT = "current"
+    WEIGHTS = "latest.weights.h5"
+    METADATA = "training_metadata.json"
 
     def __init__(self, backup_dir: str, seconds: float, before_save: Callable[[], None]) -> None:
         super().__init__(backup_dir)
@@ -135,13 +137,13 @@ class CheckpointEvery(keras.callbacks.BackupAndRestore):
         self._last_save: float | None = None
         current = Path(backup_dir) / self.CURRENT
         # The restore (Keras' own) reads these paths, through the symlink.
-        self._weights_path = str(current / "latest.weights.h5")
-        self._training_metadata_path = str(current / "training_metadata.json")
+        self._weights_path = str(current / self.WEIGHTS)
+        self._training_metadata_path = str(current / self.METADATA)
 
     @classmethod
     def holds_checkpoint(cls, backup_dir: Path) -> bool:
         """Whether `backup_dir` holds a complete checkpoint to resume from."""
-        return (backup_dir / cls.CURRENT / "training_metadata.json").is_file()
+        return (backup_dir / cls.CURRENT / cls.METADATA).is_file()
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -162,9 +164,9 @@ class CheckpointEvery(keras.callbacks.BackupAndRestore):
         staging = root / f".{state.name}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        self.model.save_weights(str(staging / "latest.weights.h5"))
+        self.model.save_weights(str(staging / self.WEIGHTS))
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-        (staging / "training_metadata.json").write_text(json.dumps(metadata))
+        (staging / self.METADATA).write_text(json.dumps(metadata))
         shutil.rmtree(state, ignore_errors=True)  # a complete one that a kill kept from being current
         staging.rename(state)
         link = root / f".{self.CURRENT}.partial"

@@ -149,10 +149,10 @@ def resume_train(train_run_id: str) -> TrainResult:
         raise ConfigError(f"run {train_run_id!r} is not a train run; --resume takes the id of a train run")
     if run.info.status == "FINISHED":
         raise ConfigError(f"train run {train_run_id!r} is FINISHED; there is nothing to resume")
-    if not CheckpointEvery.holds_checkpoint(tracking.checkpoint_dir(train_run_id)):
+    checkpoints = tracking.checkpoint_dir(train_run_id)
+    if not CheckpointEvery.holds_checkpoint(checkpoints):
         raise ConfigError(
-            f"train run {train_run_id!r} left no checkpoint in {tracking.checkpoint_dir(train_run_id)}; "
-            "start a new training instead"
+            f"train run {train_run_id!r} left no checkpoint in {checkpoints}; start a new training instead"
         )
     config = tracking.run_config(run)
     dataset = _run_dataset(run, config)
