@@ -25,9 +25,11 @@ run: install
 	$(BIN)/deeparch run -e default
 
 # Both cores: pytest-xdist runs one worker per CPU and hands each a whole module at a time, so a
-# fixture built once per module (a store of runs, fitted models) is built once.
+# fixture built once per module (a store of runs, fitted models) is built once. Modules go out in
+# collection order, which tests/conftest.py sets slowest first (xdist would order them by their
+# number of tests, which says little about their time).
 test: install
-	$(BIN)/pytest -n auto --dist loadscope
+	$(BIN)/pytest -n auto --dist loadscope --no-loadscope-reorder
 
 # Exit status 5 means "no test collected": not a failure while there are no slow tests.
 test-slow: install

@@ -33,6 +33,35 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _threads)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", _threads)
 
+# pytest-xdist (`--dist loadscope`) hands out whole modules in collection order: a slow module
+# collected last runs alone on one worker while the other idles (test_tune, alphabetically late,
+# did). Modules are collected slowest first, by the per-module sums of `pytest --durations=0`;
+# those not named keep their order after them.
+SLOWEST_MODULES_FIRST = (
+    "test_tune",
+    "test_recurrent_pipeline",
+    "test_sweep",
+    "test_pipeline",
+    "test_own_data",
+    "test_prepared_data",
+    "test_text",
+    "test_registry",
+    "test_newcomer",
+    "test_gan_pipeline",
+    "test_gan_model",
+    "test_compare",
+    "test_cache",
+    "test_recurrent_models",
+    "test_failures",
+    "test_speech",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(SLOWEST_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: a module's own order
+
+
 TINY = ["data.max_examples=200", "train.epochs=1", "train.batch_size=32"]
 
 
