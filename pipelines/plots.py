@@ -68,14 +68,31 @@ def sample_grid(x: np.ndarray, titles: Sequence[str], columns: int = 8, title: s
     rows = int(np.ceil(count / columns))
     if count and np.asarray(x[0]).ndim == 3:
         return _image_grid(np.asarray(x), titles, rows, columns, title)
-    figure = _figure(1.6 * columns, 1.5 * rows + 0.4)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for index, axis in enumerate(axes.flat):
-        axis.set_axis_off()
-        if index >= count:
-            continue
-        axis.plot(np.asarray(x[index]).reshape(len(x[index]), -1))
-        axis.set_title(titles[index], fontsize=8)
+    return _sequence_grid(x, titles, rows, columns, title)
+
+
+def _sequence_grid(
+    sequences: Sequence[np.ndarray], titles: Sequence[str], rows: int, columns: int, title: str
+) -> Figure:
+    """Sequences as line plots in cells of one panel, each scaled to its own cell and titled
+    above it, channel k in colour Ck. One panel, as for images: 32 panels of their own took
+    0.6 s to draw and save, most of it laying out axes that are not shown."""
+    figure = _figure(1.6 * columns, 1.5 * rows + 0.4, constrained=False)
+    axis = figure.add_axes((0.0, 0.0, 1.0, 0.94 if title else 1.0))
+    axis.set_axis_off()
+    margin, label = 0.06, 0.18  # of a cell: around the plot, and above it for the title
+    for index, sequence in enumerate(sequences):
+        row, column = divmod(index, columns)
+        values = np.asarray(sequence, dtype=np.float64).reshape(len(sequence), -1)
+        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        scaled = (values - low) / (high - low) if high > low else np.full_like(values, 0.5)
+        steps = np.linspace(column + margin, column + 1 - margin, len(values))
+        bottom = -(row + 1) + margin
+        for channel in range(values.shape[1]):
+            axis.plot(steps, bottom + scaled[:, channel] * (1 - label - 2 * margin), color=f"C{channel}")
+        axis.text(column + 0.5, -row - label + margin, titles[index], ha="center", va="bottom", fontsize=8)
+    axis.set_xlim(0, columns)
+    axis.set_ylim(-rows, 0)
     if title:
         figure.suptitle(title)
     return figure
