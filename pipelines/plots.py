@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 
@@ -71,15 +72,24 @@ def sample_grid(x: np.ndarray, titles: Sequence[str], columns: int = 8, title: s
     return _sequence_grid(x, titles, rows, columns, title)
 
 
+def _grid_panel(rows: int, columns: int, title: str) -> tuple[Figure, Axes]:
+    """A sample grid's figure and the one panel its cells are drawn into (axes hidden), below a
+    strip for the title."""
+    figure = _figure(1.6 * columns, 1.5 * rows + 0.4, constrained=False)
+    axis = figure.add_axes((0.0, 0.0, 1.0, 0.94 if title else 1.0))
+    axis.set_axis_off()
+    if title:
+        figure.suptitle(title)
+    return figure, axis
+
+
 def _sequence_grid(
     sequences: Sequence[np.ndarray], titles: Sequence[str], rows: int, columns: int, title: str
 ) -> Figure:
     """Sequences as line plots in cells of one panel, each scaled to its own cell and titled
     above it, channel k in colour Ck. One panel, as for images: 32 panels of their own took
     0.6 s to draw and save, most of it laying out axes that are not shown."""
-    figure = _figure(1.6 * columns, 1.5 * rows + 0.4, constrained=False)
-    axis = figure.add_axes((0.0, 0.0, 1.0, 0.94 if title else 1.0))
-    axis.set_axis_off()
+    figure, axis = _grid_panel(rows, columns, title)
     margin, label = 0.06, 0.18  # of a cell: around the plot, and above it for the title
     for index, sequence in enumerate(sequences):
         row, column = divmod(index, columns)
@@ -93,8 +103,6 @@ def _sequence_grid(
         axis.text(column + 0.5, -row - label + margin, titles[index], ha="center", va="bottom", fontsize=8)
     axis.set_xlim(0, columns)
     axis.set_ylim(-rows, 0)
-    if title:
-        figure.suptitle(title)
     return figure
 
 
@@ -110,9 +118,7 @@ def _image_grid(images: np.ndarray, titles: Sequence[str], rows: int, columns: i
         row, column = divmod(index, columns)
         top, left = row * cell_height + label, column * cell_width
         canvas[top : top + height, left : left + width] = images[index]
-    figure = _figure(1.6 * columns, 1.5 * rows + 0.4, constrained=False)
-    axis = figure.add_axes((0.0, 0.0, 1.0, 0.94 if title else 1.0))
-    axis.set_axis_off()
+    figure, axis = _grid_panel(rows, columns, title)
     shown = canvas[..., 0] if channels == 1 else np.nan_to_num(canvas, nan=1.0)
     axis.imshow(
         np.ma.masked_invalid(shown) if channels == 1 else shown, cmap="gray_r", interpolation="nearest"
@@ -127,8 +133,6 @@ def _image_grid(images: np.ndarray, titles: Sequence[str], rows: int, columns: i
             va="bottom",
             fontsize=8,
         )
-    if title:
-        figure.suptitle(title)
     return figure
 
 
