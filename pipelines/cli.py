@@ -480,9 +480,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    import subprocess
-
-    from pipelines import tracking
+    from pipelines import server, tracking
 
     command = tracking.ui_command()
     command[command.index("--port") + 1] = str(args.port)
@@ -491,7 +489,7 @@ def _ui(args: argparse.Namespace) -> int:
     binary = Path(sys.executable).with_name("mlflow")
     if binary.exists():
         command[0] = str(binary)
-    return subprocess.call(command)
+    return server.run_until_stopped(command, None, "MLflow UI")
 
 
 def _server(args: argparse.Namespace) -> int:

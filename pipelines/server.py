@@ -7,12 +7,14 @@ password comes from the environment only, never from a file, a flag or MLflow's 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,32 +190,47 @@ def serve(settings: ServerSettings) -> int:
             "MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=... deeparch run -e ...",
             flush=True,
         )
-        # Its own process group, so that stopping it reaches the server's workers too.
-        process = subprocess.Popen(
-            server_command(settings),
-            env=server_environment(settings, auth_config),
-            start_new_session=True,
+        return run_until_stopped(
+            server_command(settings), server_environment(settings, auth_config), "tracking server"
         )
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            _stop(process)
-            print("deeparch: tracking server stopped", file=sys.stderr)
-            return 0
+
+
+def run_until_stopped(command: list[str], environment: Mapping[str, str] | None, name: str) -> int:
+    """Run an MLflow server process until it exits (its status) or Ctrl-C / SIGTERM stops it (0).
+
+    It runs in a process group of its own, and stopping stops the group: MLflow 3's servers start
+    a job runner and seven task consumers (about 250 MB each) that outlived a stopped parent.
+    """
+    process = subprocess.Popen(command, env=environment, start_new_session=True)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        _stop(process)
+        print(f"deeparch: {name} stopped", file=sys.stderr)
+        return 0
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group; SIGKILL it if it does not end in time."""
-    for stop_signal in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, stop_signal)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=_STOP_TIMEOUT_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM the server's process group and wait until all of it has ended (uvicorn's workers
+    can outlive `mlflow server` by seconds); SIGKILL what is left after the timeout."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_TIMEOUT_SECONDS
+    while _group_alive(process) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _group_alive(process: subprocess.Popen) -> bool:
+    """Whether a process of `process`'s group still runs (the leader is reaped when it ends)."""
+    process.poll()
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _absolute_destination(destination: str) -> str:

@@ -363,3 +363,57 @@ def test_second_user_without_permission_cannot_write_to_the_experiment(tracking_
     with _logged_in(url, reader) as client:
         run = client.create_run(experiment)  # and so can the reader, once granted EDIT
         client.set_terminated(run.info.run_id)
+
+
+# --- `deeparch ui` --------------------------------------------------------------------------------
+
+
+def _processes_with(marker: str) -> list[str]:
+    """The command lines of this machine's processes whose environment holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_ui_stopped_by_sigterm_stops_mlflows_workers_too(tmp_path):
+    # MLflow's UI starts a job runner and seven task consumers; SIGTERM to `deeparch ui` used to
+    # kill only `mlflow ui` and leave them running (about 1.8 GB together).
+    marker = f"DEEPARCH_UI_TEST={tmp_path.name}"
+    (tmp_path / "mlruns").mkdir()
+    port = _free_port()
+    environment = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+        "DEEPARCH_UI_TEST": tmp_path.name,
+    }
+    log = (tmp_path / "ui.log").open("w")
+    process = subprocess.Popen(
+        [*DEEPARCH, "ui", "--port", str(port)], cwd=tmp_path, env=environment, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 240
+        # Up, with its workers started: deeparch, mlflow ui, the job runner and its consumers.
+        while not (_health(f"http://127.0.0.1:{port}") and len(_processes_with(marker)) > 3):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the UI did not come up:\n{(tmp_path / 'ui.log').read_text()[-3000:]}")
+            time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=90) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    deadline = time.monotonic() + 30
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _processes_with(marker) == []
+    assert not _health(f"http://127.0.0.1:{port}")
+    assert "deeparch: MLflow UI stopped" in (tmp_path / "ui.log").read_text()
