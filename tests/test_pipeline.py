@@ -126,6 +126,7 @@ def test_each_stage_runs_alone_from_an_earlier_run(store, cli, tmp_path):
     assert len(runs["prepare"]) == 1, "train reuses the finished prepare run of the same data"
     train = runs["train"][0]
     assert train.data.tags["prepare_run_id"] == runs["prepare"][0].info.run_id
+    assert "xla_off" not in train.data.tags  # jit_compile: true, and no layer draws random numbers
 
     status, output, _ = cli("evaluate", "--run", train.info.run_id)
     assert status == 0 and "test_accuracy" in output
