@@ -233,7 +233,6 @@ def main(argv: list[str]) -> int:
 def measure_seed(arguments: argparse.Namespace, seed: int) -> SeedResult:
     """The grid study, then the TPE study continued trial by trial until it reaches the grid's
     best or has trained as many epochs as the grid."""
-    from pipelines import tune
 
     base = [f"seed={seed}", f"tune.seed={seed}", f"train.epochs={arguments.epochs}", *arguments.overrides]
     started = time.perf_counter()
@@ -274,13 +273,12 @@ def measure_seed(arguments: argparse.Namespace, seed: int) -> SeedResult:
     if not trials:
         raise RuntimeError(f"study {tpe_name} holds no complete or pruned trial; see the log above")
     tpe_epochs = sum(_epochs(trial) for trial in trials)
-    values = [trial.value if trial.value is not None else tune.last_reported(trial) for trial in trials]
     grid_records, tpe_records = _records(grid_trials), _records(trials)
     return SeedResult(
         seed=seed,
         grid_best=grid_best,
         grid_epochs=grid_epochs,
-        tpe_best=max(value for value in values if value is not None),
+        tpe_best=max(record["value"] for record in tpe_records if record["value"] is not None),
         tpe_epochs=tpe_epochs,
         tpe_trials=len(trials),
         tpe_pruned=sum(trial.state.name == "PRUNED" for trial in trials),

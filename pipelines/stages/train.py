@@ -79,20 +79,20 @@ def train_stage(
     workers = distribute.worker_count(config.train.strategy)
     with strategy.scope():
         model = models.build(config.architecture, spec, **config.hparams(), **data_hparams(config, dataset))
+        xla_blocked_by = []
         if generative:
             model.compile()  # each network's Adam optimizer comes from the model config
         else:
-            compile_model(model, config.train, spec.task, steps_per_epoch)
+            xla_blocked_by = compile_model(model, config.train, spec.task, steps_per_epoch)
     distribute.prepare_for_fit(model, strategy)
-    xla_off = config.train.jit_compile and not generative and not model.jit_compile
-    if xla_off:
-        print(f"note: train.jit_compile: {XLA_OFF_REASON} ({', '.join(random_layers(model))})")
+    if xla_blocked_by:
+        print(f"note: train.jit_compile: {XLA_OFF_REASON} ({', '.join(xla_blocked_by)})")
 
     tags = {
         "prepare_run_id": prepared.run_id,
         "dataset_digest": dataset.digest,
         "data_hash": config.section_hash("data"),
-        **({"xla_off": XLA_OFF_REASON} if xla_off else {}),
+        **({"xla_off": XLA_OFF_REASON} if xla_blocked_by else {}),
     }
     with tracking.stage_run(config, "train", tags, resume_run_id=resume_run_id) as run:
         if resume_run_id is None:
@@ -296,8 +296,9 @@ def _check_finite(history: dict[str, list[float]], names: tuple[str, ...]) -> No
             )
 
 
-def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_epoch: int) -> None:
-    """Compile with the configured optimizer, schedule and the task's loss and metrics."""
+def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_epoch: int) -> list[str]:
+    """Compile with the configured optimizer, schedule and the task's loss and metrics; return the
+    layers that kept XLA off although `train.jit_compile` asked for it (`XLA_OFF_REASON`)."""
     total_steps = max(1, steps_per_epoch * train.epochs)
     schedule = learning_rate_schedule(train, total_steps)
     optimizer = {
@@ -315,13 +316,15 @@ def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_e
             keras.losses.MeanSquaredError(),
             [keras.metrics.MeanAbsoluteError(name="mae")],
         )
+    xla_blocked_by = random_layers(model) if train.jit_compile and not _has_gpu() else []
     model.compile(
         optimizer=optimizer,
         loss=loss,
         metrics=metrics,
-        jit_compile=train.jit_compile and not (random_layers(model) and not _has_gpu()),
+        jit_compile=train.jit_compile and not xla_blocked_by,
         steps_per_execution=train.steps_per_execution,
     )
+    return xla_blocked_by
 
 
 def random_layers(model: keras.Model) -> list[str]:
