@@ -143,6 +143,7 @@ def test_reference_gru_is_refused_naming_field_value_and_allowed():
         load_experiment("lstm-mnist1d", ["model.implementation=reference"])
 
 
+@pytest.mark.slow  # make test's time budget (README, Development)
 def test_text_pipeline_adapts_a_vocabulary_and_exports_a_model_that_reads_raw_strings(store, cli, tmp_path):
     import tensorflow as tf
     import tensorflow_datasets as tfds

@@ -101,6 +101,7 @@ def test_grid_sweep_nests_one_pipeline_run_per_combination_under_one_sweep_run(s
     assert "accuracy 0." in output and f"deeparch compare --sweep {sweep.info.run_id}" in output
 
 
+@pytest.mark.slow  # make test's time budget (README, Development)
 def test_interrupted_sweep_resumes_with_only_the_unfinished_combinations(store, cli):
     from pipelines import runner
 

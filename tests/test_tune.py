@@ -230,6 +230,7 @@ def test_two_workers_share_one_study_and_complete_exactly_its_trials(store, tmp_
     assert all(run.data.tags["mlflow.parentRunId"] == tune.info.run_id for run in runs["pipeline"])
 
 
+@pytest.mark.slow  # make test's time budget (README, Development)
 def test_worker_killed_mid_trial_is_retried_and_the_study_still_reaches_its_trials(store, tmp_path):
     storage = tmp_path / "mlruns" / "optuna.db"
     worker = _worker(tmp_path, "--trials", "2")
