@@ -210,9 +210,8 @@ def test_pruning_stops_a_trial_whose_learning_rate_cannot_learn(store, cli, tmp_
 # --- several workers, one storage ----------------------------------------------------------------
 
 
-# Two worker processes cost a minute of CPU; `make test` keeps the SIGKILL test below, where a
-# worker's restart continues the same sqlite study, and `make test-slow` runs this one and its
-# PostgreSQL twin.
+# Worker processes cost a minute of CPU: these tests (two workers on sqlite and on PostgreSQL, a
+# SIGKILLed worker restarted) run in `make test-slow`; `make test` tunes in process.
 @pytest.mark.slow
 def test_two_workers_share_one_study_and_complete_exactly_its_trials(store, tmp_path):
     workers = [_worker(tmp_path, "--trials", "4") for _ in range(2)]
