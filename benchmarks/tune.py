@@ -151,9 +151,17 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=20, help="epochs of every trial (train.epochs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--warmup-epochs", type=int, default=3, help="epochs before the median pruner may stop a trial"
+        "--warmup-epochs",
+        type=int,
+        default=None,
+        help="epochs before the median pruner may stop a trial (default: deeparch tune's, half the epochs)",
     )
-    parser.add_argument("--startup-trials", type=int, default=3, help="random trials before TPE and pruning")
+    parser.add_argument(
+        "--startup-trials",
+        type=int,
+        default=None,
+        help="random trials before TPE and pruning (default: deeparch tune's, 5)",
+    )
     parser.add_argument(
         "--space", choices=sorted(SPACES), default="narrow", help="the grid and box searched (see SPACES)"
     )
@@ -251,7 +259,7 @@ def measure_seed(arguments: argparse.Namespace, seed: int) -> SeedResult:
     tpe_name = (
         f"bench-tpe-{seed}-{'' if arguments.space == 'narrow' else arguments.space + '-'}"
         f"{arguments.tpe_space}-{arguments.pruner}"
-        f"-s{arguments.startup_trials}-w{arguments.warmup_epochs}"
+        f"-s{_or_default(arguments.startup_trials)}-w{_or_default(arguments.warmup_epochs)}"
     )
     settings = [*_tpe_space(arguments), *_tpe_settings(arguments)]
 
@@ -302,12 +310,17 @@ def _tpe_space(arguments: argparse.Namespace) -> tuple[str, ...]:
 
 def _tpe_settings(arguments: argparse.Namespace) -> list[str]:
     """The TPE study's sampler and pruner overrides."""
-    return [
-        "tune.sampler=tpe",
-        f"tune.pruner={arguments.pruner}",
-        f"tune.startup_trials={arguments.startup_trials}",
-        f"tune.warmup_epochs={arguments.warmup_epochs}",
-    ]
+    settings = ["tune.sampler=tpe", f"tune.pruner={arguments.pruner}"]
+    if arguments.startup_trials is not None:
+        settings.append(f"tune.startup_trials={arguments.startup_trials}")
+    if arguments.warmup_epochs is not None:
+        settings.append(f"tune.warmup_epochs={arguments.warmup_epochs}")
+    return settings
+
+
+def _or_default(value: int | None) -> str:
+    """A setting in a study's name: its value, or `d` for deeparch tune's default."""
+    return "d" if value is None else str(value)
 
 
 def _counted(trials: list, target: float, budget: int) -> list:

@@ -432,9 +432,12 @@ def _tune(args: argparse.Namespace) -> int:
 
     tuning.check_against_data(plan)
     tune = plan.config.tune
+    pruning = f"{tune.pruner} pruning" + (
+        f" from epoch {plan.warmup_epochs}" if tune.pruner == "median" else ""
+    )
     print(
         f"study {plan.study_name} of {args.experiment}: {plan.trials} trials ({tune.sampler}, "
-        f"{tune.pruner} pruning) on {plan.metric} ({plan.direction}), in {tracking.masked_uri(plan.storage)}"
+        f"{pruning}) on {plan.metric} ({plan.direction}), in {tracking.masked_uri(plan.storage)}"
     )
 
     result = tuning.run_tune(plan, args.timeout)

@@ -544,8 +544,10 @@ class TuneConfig(StrictModel):
     startup_trials: Annotated[int, Field(ge=0)] = Field(
         5, description="Trials drawn at random before TPE models the space and before median pruning."
     )
-    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
-        2, description="Epochs every trial trains before the median pruner may stop it."
+    warmup_epochs: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="Epochs every trial trains before the median pruner may stop it; None: three "
+        "quarters of the trial's epochs (of the most when train.epochs is searched).",
     )
     seed: int | None = Field(
         None,

@@ -44,6 +44,8 @@ _EPOCH_METRICS = {
     "forecast": ("val_loss", "val_mae", "loss", "mae"),
 }
 _SCALAR = (str, int, float, bool, type(None))
+# The median pruner's default warm-up, as a share of a trial's epochs (README, "Tuning").
+PRUNING_WARMUP_SHARE = 0.75
 _MAX_LISTED_PROBLEMS = 10
 
 
@@ -84,6 +86,22 @@ class TunePlan:
         if self.config.tune.sampler == "grid":
             return min(trials, math.prod(len(values) for values in _grid_search_space(self.space).values()))
         return trials
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs a trial trains: `train.epochs`, or its upper bound when searched."""
+        epochs = self.space.get("train.epochs")
+        return int(max(epochs.bounds())) if epochs else self.config.train.epochs
+
+    @property
+    def warmup_epochs(self) -> int:
+        """Epochs before the median pruner may stop a trial: `tune.warmup_epochs`, or three
+        quarters of `max_epochs`. Early epochs say little of how a trial ends under a schedule
+        that decays the learning rate (every shipped experiment's): in cnn-mnist1d's grids, which
+        `benchmarks/tune_replay.py` replays, the points that ended best were behind the median
+        at epoch 3 of 20 and still at epoch 12."""
+        warmup = self.config.tune.warmup_epochs
+        return warmup if warmup is not None else math.ceil(PRUNING_WARMUP_SHARE * self.max_epochs)
 
     def trial_config(self, drawn: dict[str, Any]) -> ExperimentConfig:
         """The config of a trial that drew `drawn`, validated like any override."""
@@ -190,6 +208,8 @@ def run_tune(
         "tune_trials": str(plan.trials),
         "tune_space": _space_json(plan.space)[:5000],
     }
+    if plan.config.tune.pruner == "median":
+        tune_tags["tune_warmup_epochs"] = str(plan.warmup_epochs)
     with tracking.stage_run(plan.config, TUNE_STAGE, resume_run_id=run_id) as tune_run:
         mlflow.set_tags(tune_tags)
         optuna.storages.fail_stale_trials(study)  # what a killed worker left RUNNING
@@ -341,13 +361,11 @@ def _study(plan: TunePlan) -> optuna.Study:
         "random": lambda: optuna.samplers.RandomSampler(seed=tune.seed),
         "grid": lambda: optuna.samplers.GridSampler(_grid_search_space(plan.space), seed=tune.seed),
     }
-    epochs = plan.space.get("train.epochs")
-    max_epochs = int(max(epochs.bounds())) if epochs else plan.config.train.epochs
     pruners: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
         "median": lambda: optuna.pruners.MedianPruner(
-            n_startup_trials=tune.startup_trials, n_warmup_steps=tune.warmup_epochs
+            n_startup_trials=tune.startup_trials, n_warmup_steps=plan.warmup_epochs
         ),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=plan.max_epochs),
         "none": optuna.pruners.NopPruner,
     }
     study = optuna.create_study(

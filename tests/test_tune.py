@@ -99,6 +99,17 @@ def test_every_shipped_classification_experiment_has_a_space_whose_bounds_are_va
         assert len(plan.bound_configs) > len(plan.space)
 
 
+def test_median_pruning_waits_three_quarters_of_the_epochs_unless_told():
+    # Under a decaying learning rate the trials that end best are often behind early on
+    # (benchmarks/tune_replay.py): the warm-up is 3/4 of the epochs, or of the most a trial trains.
+    assert plan_tune("cnn-mnist1d", ["train.epochs=20"]).warmup_epochs == 15
+    assert plan_tune("cnn-mnist1d", ["train.epochs=7"]).warmup_epochs == 6
+    searched = plan_tune("mlp-digits", ["tune.space.train.epochs={low: 10, high: 30, step: 10}"])
+    assert searched.warmup_epochs == 23
+    assert plan_tune("cnn-mnist1d", ["train.epochs=20", "tune.warmup_epochs=3"]).warmup_epochs == 3
+    assert plan_tune("cnn-mnist1d", ["tune.warmup_epochs=0"]).warmup_epochs == 0
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -136,6 +147,7 @@ def test_trials_nest_under_one_tune_run_that_logs_the_best_config_which_run_repr
     (tune,) = runs["tune"]
     assert tune.info.run_name == "mlp-digits/tune" and tune.info.status == "FINISHED"
     assert tune.data.tags["tune_metric"] == "val_accuracy"
+    assert tune.data.tags["tune_warmup_epochs"] == "1" and "median pruning from epoch 1)" in output
     trials = runs["pipeline"]
     assert sorted(run.data.tags["trial"] for run in trials) == ["0", "1", "2"]
     assert all(run.info.run_name == f"mlp-digits · trial {run.data.tags['trial']}" for run in trials)
