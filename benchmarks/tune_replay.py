@@ -48,6 +48,16 @@ class GridCurves:
         return max(len(curve) for _, curve in self.points.values())
 
     @property
+    def choices(self) -> dict[str, list]:
+        """Each param's values, in the order of the sorted points (TPE's draws depend on it)."""
+        choices: dict[str, list] = {}
+        for key in sorted(self.points):
+            for name, value in key:
+                if value not in choices.setdefault(name, []):
+                    choices[name].append(value)
+        return choices
+
+    @property
     def best(self) -> float:
         values = [value for value, _ in self.points.values()]
         return max(values) if self.direction == "maximize" else min(values)
@@ -84,41 +94,33 @@ def load_grid(storage: str, name: str) -> GridCurves:
         points[key] = (trial.value, curve)
     if not points:
         raise SystemExit(f"study {name!r} in {storage} has no complete trial with recorded epochs")
-    choices: dict[str, set] = {}
-    for key in points:
-        for param, value in key:
-            choices.setdefault(param, set()).add(value)
-    if len(points) < math.prod(len(values) for values in choices.values()):
+    grid = GridCurves(name, study.direction.name.lower(), points)
+    size = math.prod(len(values) for values in grid.choices.values())
+    if len(points) < size:
         raise SystemExit(
-            f"study {name!r} holds {len(points)} complete points of its grid's "
-            f"{math.prod(len(values) for values in choices.values())}: a TPE trial could draw one "
-            "without a curve; finish the grid study first (run it again)"
+            f"study {name!r} holds {len(points)} complete points of its grid's {size}: a TPE trial "
+            "could draw one without a curve; finish the grid study first (run it again)"
         )
-    return GridCurves(name, study.direction.name.lower(), points)
+    return grid
 
 
 def replay(grid: GridCurves, setting: Setting, sampler_seed: int) -> dict:
-    """One TPE study over the grid's points, replayed from their curves."""
+    """One TPE study over the grid's points, replayed from their curves, with the sampler and
+    pruner `deeparch tune` builds."""
     import optuna
+
+    from pipelines.tune import median_pruner, tpe_sampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
-    keys = sorted(grid.points)
-    choices: dict[str, list] = {}
-    for key in keys:
-        for name, value in key:
-            if value not in choices.setdefault(name, []):
-                choices[name].append(value)
+    choices = grid.choices
     warmup = setting.warmup_epochs(grid.epochs)
-    pruner = (
-        optuna.pruners.NopPruner()
-        if warmup is None
-        else optuna.pruners.MedianPruner(n_startup_trials=setting.startup_trials, n_warmup_steps=warmup)
-    )
     study = optuna.create_study(
         direction=grid.direction,
-        sampler=optuna.samplers.TPESampler(n_startup_trials=setting.startup_trials, seed=sampler_seed),
-        pruner=pruner,
+        sampler=tpe_sampler(setting.startup_trials, sampler_seed),
+        pruner=optuna.pruners.NopPruner()
+        if warmup is None
+        else median_pruner(setting.startup_trials, warmup),
     )
     budget = grid.epochs * len(grid.points)
     spent, trials, trained = 0, 0, set()

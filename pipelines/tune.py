@@ -99,7 +99,7 @@ class TunePlan:
         quarters of `max_epochs`. Early epochs say little of how a trial ends under a schedule
         that decays the learning rate (every shipped experiment's): in cnn-mnist1d's grids, which
         `benchmarks/tune_replay.py` replays, the points that ended best were behind the median
-        at epoch 3 of 20 and still at epoch 12."""
+        of all points at epoch 3 of 20 and no more than level with it at epoch 12."""
         warmup = self.config.tune.warmup_epochs
         return warmup if warmup is not None else math.ceil(PRUNING_WARMUP_SHARE * self.max_epochs)
 
@@ -357,14 +357,12 @@ def _study(plan: TunePlan) -> optuna.Study:
                 raise
             time.sleep(1)
     samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "tpe": lambda: optuna.samplers.TPESampler(n_startup_trials=tune.startup_trials, seed=tune.seed),
+        "tpe": lambda: tpe_sampler(tune.startup_trials, tune.seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=tune.seed),
         "grid": lambda: optuna.samplers.GridSampler(_grid_search_space(plan.space), seed=tune.seed),
     }
     pruners: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
-        "median": lambda: optuna.pruners.MedianPruner(
-            n_startup_trials=tune.startup_trials, n_warmup_steps=plan.warmup_epochs
-        ),
+        "median": lambda: median_pruner(tune.startup_trials, plan.warmup_epochs),
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=plan.max_epochs),
         "none": optuna.pruners.NopPruner,
     }
@@ -386,6 +384,22 @@ def _study(plan: TunePlan) -> optuna.Study:
             "allowed: the same experiment, overrides and tune.space, or another --study"
         )
     return study
+
+
+def tpe_sampler(startup_trials: int, seed: int | None) -> optuna.samplers.TPESampler:
+    """`--sampler tpe`: Optuna's TPE after `startup_trials` random draws (also replayed by
+    `benchmarks/tune_replay.py`)."""
+    import optuna
+
+    return optuna.samplers.TPESampler(n_startup_trials=startup_trials, seed=seed)
+
+
+def median_pruner(startup_trials: int, warmup_epochs: int) -> optuna.pruners.MedianPruner:
+    """`--pruner median`: stops a trial whose metric at an epoch end, from `warmup_epochs` on, is
+    worse than the median of complete trials there, once `startup_trials` have completed."""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs)
 
 
 class _RetryStaleTrial:
