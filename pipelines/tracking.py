@@ -322,12 +322,19 @@ def log_params(params: dict[str, Any]) -> None:
 
 
 def log_figure(figure: Any, artifact_file: str) -> None:
-    """Log a matplotlib figure as a PNG artifact of the active run.
+    """Log a matplotlib figure, or a Pillow image (`plots` tiles image grids with Pillow), as a
+    PNG artifact of the active run.
 
     zlib level 1 instead of Pillow's 6: a figure of 32 photos encodes in about half the time
     (0.16 s against 0.32 s here) for a file about 15% larger.
     """
-    mlflow.log_figure(figure, artifact_file, save_kwargs={"pil_kwargs": {"compress_level": 1}})
+    if hasattr(figure, "savefig"):
+        mlflow.log_figure(figure, artifact_file, save_kwargs={"pil_kwargs": {"compress_level": 1}})
+        return
+    folder, name = os.path.split(artifact_file)
+    with tempfile.TemporaryDirectory(prefix="deeparch-") as scratch:
+        figure.save(Path(scratch) / name, format="png", compress_level=1)
+        mlflow.log_artifact(str(Path(scratch) / name), artifact_path=folder or None)
 
 
 def param_value(value: Any, limit: int = PARAM_VALUE_LIMIT) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from PIL import Image
 
 from pipelines.config import load_experiment
 
@@ -66,7 +67,7 @@ def test_run_logs_one_parent_with_a_nested_child_per_stage(digits_run):
     assert f"#/experiments/{parent.info.experiment_id}/runs" in output
 
 
-def test_stages_log_what_the_design_table_says(digits_run, monkeypatch):
+def test_stages_log_what_the_design_table_says(digits_run, monkeypatch, tmp_path):
     store = use_store(digits_run.uri, monkeypatch)
     assert digits_run.status == 0, digits_run.error
     runs = _runs_by_stage(store)
@@ -81,7 +82,13 @@ def test_stages_log_what_the_design_table_says(digits_run, monkeypatch):
         "digits-validation",
         "digits-test",
     }
-    assert "samples.png" in {a.path for a in client.list_artifacts(prepare.info.run_id)}
+    # 32 training digits tiled 8 to a row, each scaled up to a 128-pixel cell, dark on light.
+    samples = np.asarray(
+        Image.open(client.download_artifacts(prepare.info.run_id, "samples.png", str(tmp_path)))
+    )
+    assert samples.shape == (24 + 4 * (16 + 128 + 8), 8 + 8 * (128 + 8), 3)
+    first_cell = samples[24 + 16 : 24 + 16 + 128, 8 : 8 + 128]
+    assert first_cell.min() < 64 and first_cell.max() > 192
 
     train = runs["train"][0]
     assert train.data.params["train.epochs"] == "1"
