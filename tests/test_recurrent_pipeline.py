@@ -129,6 +129,7 @@ def test_vanishing_gradients_suite_gives_rnn_and_lstm_the_same_budget_with_the_p
     assert rnn.train == lstm.train and rnn.train.gradient_probe_epochs
 
 
+@pytest.mark.slow  # make test's time budget (README, Development)
 def test_reference_implementation_trains_through_the_cli(store, cli):
     reference = ["model.units=[8]", "model.bidirectional=false", "model.implementation=reference"]
     status, _, _ = cli("train", "-e", "lstm-digits", *TINY, *reference)

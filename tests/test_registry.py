@@ -39,6 +39,7 @@ def test_promotion_accepts_a_good_version_and_refuses_a_worse_one(store, cli):
     assert str(client.get_model_version_by_alias("digits-classifier", "champion").version) == good
 
 
+@pytest.mark.slow  # make test's time budget (README, Development)
 def test_promotion_refuses_a_version_below_the_experiments_threshold(store, cli):
     version = _train_evaluate_register(cli, store, "train.learning_rate=1e-6", "evaluate.min_accuracy=0.99")
     status, _, error = cli("promote", "digits-classifier", "--version", version)

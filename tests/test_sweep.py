@@ -144,6 +144,7 @@ def test_interrupted_sweep_resumes_with_only_the_unfinished_combinations(store, 
     assert rerun.info.status == "FINISHED"
 
 
+@pytest.mark.slow  # make test's time budget (README, Development)
 def test_random_runs_the_sampled_number_of_distinct_combinations(store, cli):
     status, _, _ = cli("sweep", "-e", "mlp-digits", *TINY, *GRID, "--random", "2", "--seed", "1")
     assert status == 0
