@@ -154,7 +154,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--warmup-epochs",
         type=int,
         default=None,
-        help="epochs before the median pruner may stop a trial (default: deeparch tune's, half the epochs)",
+        help="epochs before the median pruner may stop a trial (default: deeparch tune's, 3/4 of the epochs)",
     )
     parser.add_argument(
         "--startup-trials",
