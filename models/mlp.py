@@ -1,4 +1,5 @@
-"""Multilayer perceptron: a stack of dense layers a = σ(W a_prev + b) on flattened input."""
+"""Multilayer perceptron: a stack of dense layers a = σ(W a_prev + b) on flattened input, or on
+the encoded columns of a table (`models.tabular`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import keras
 
 from models.heads import BATCH_NORM_MOMENTUM, normalized_inputs, output_head
 from models.spec import DataSpec
+from models.tabular import encoded_table, table_inputs
 
 
 def build_mlp(
@@ -17,9 +19,14 @@ def build_mlp(
     dropout: float = 0.0,
     batch_norm: bool = False,
 ) -> keras.Model:
-    """A dense stack of `units` on the flattened input, with the head `spec.task` asks for."""
-    inputs = keras.Input(shape=spec.input_shape, name="inputs")
-    x = keras.layers.Flatten(name="flatten")(normalized_inputs(inputs, spec))
+    """A dense stack of `units` on the flattened input (a table's encoded columns), with the head
+    `spec.task` asks for."""
+    if spec.is_table:
+        inputs = table_inputs(spec)
+        x = encoded_table(inputs, spec)
+    else:
+        inputs = keras.Input(shape=spec.input_shape, name="inputs")
+        x = keras.layers.Flatten(name="flatten")(normalized_inputs(inputs, spec))
     for index, width in enumerate(units):
         x = keras.layers.Dense(width, use_bias=not batch_norm, name=f"dense_{index}")(x)
         if batch_norm:

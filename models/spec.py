@@ -6,6 +6,33 @@ from dataclasses import dataclass
 from typing import Literal
 
 Task = Literal["classification", "regression", "generation"]
+ColumnKind = Literal["numeric", "categorical"]
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """One input column of a table, with what the model's preprocessing learnt of it on the train
+    split: a number's mean and variance (of its present cells) and whether cells were empty there;
+    a category's vocabulary, most frequent first, and how many hash buckets share the values
+    outside it (an unseen value is never an error: it lands in a bucket).
+
+    `name` is the column's header as the user wrote it; `key` names the model input (and the
+    SavedModel's signature argument) that reads it: letters, digits and underscores.
+    """
+
+    name: str
+    key: str
+    kind: ColumnKind
+    mean: float = 0.0
+    variance: float = 1.0
+    missing: bool = False
+    vocabulary: tuple[str, ...] = ()
+    hash_buckets: int = 1
+
+    @property
+    def cardinality(self) -> int:
+        """Distinct indices a category's lookup gives: its vocabulary plus the buckets outside it."""
+        return len(self.vocabulary) + self.hash_buckets
 
 
 @dataclass(frozen=True)
@@ -23,6 +50,9 @@ class DataSpec:
     `input_variance` per feature (last axis) standardise the inputs inside the model, and a
     regression head maps its output back to the target's units with `target_mean` and
     `target_scale`, so a model and its SavedModel read and return raw values.
+
+    A table (a CSV of numbers and categories) has `columns`: one model input per column, raw
+    values in, imputation, normalisation and lookups inside the model (`models.tabular`).
     """
 
     input_shape: tuple[int, ...]
@@ -35,6 +65,25 @@ class DataSpec:
     target_mean: float = 0.0
     target_scale: float = 1.0
     sample_rate: int | None = None
+    columns: tuple[TableColumn, ...] = ()
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> DataSpec:
+        """A spec from its `dataclasses.asdict` form (as a prepared dataset's manifest holds it)."""
+        fields = dict(fields)
+        for key in ("input_shape", "input_mean", "input_variance"):
+            if fields.get(key) is not None:
+                fields[key] = tuple(fields[key])
+        fields["columns"] = tuple(
+            TableColumn(**{**column, "vocabulary": tuple(column.get("vocabulary", ()))})
+            for column in fields.get("columns") or ()
+        )
+        return cls(**fields)
+
+    @property
+    def is_table(self) -> bool:
+        """True for a table: one named input per column."""
+        return bool(self.columns)
 
     @property
     def is_image(self) -> bool:

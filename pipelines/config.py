@@ -85,6 +85,11 @@ class DataConfig(StrictModel):
     features: Annotated[list[str], Field(min_length=1)] | None = Field(
         None, description="csv: the feature columns; None takes every other numeric column."
     )
+    columns: dict[str, Literal["numeric", "categorical", "text", "ignore"]] | None = Field(
+        None,
+        description="csv tables: the kind of a column, overriding the one inferred from the file's first "
+        "rows (e.g. {zip: categorical, id: ignore}); unnamed columns keep theirs.",
+    )
     text_column: str | None = Field(
         None,
         description="csv: the column of text to classify, read as raw strings; auto: the one non-numeric "
@@ -137,6 +142,15 @@ class DataConfig(StrictModel):
         if info.data.get("source") == "csv" and not target:
             raise ValueError("required when data.source is 'csv'; give the name of the column to predict")
         return target
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_for_csv(cls, columns: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if columns and info.data.get("source") != "csv":
+            raise ValueError(
+                f"applies to data.source 'csv', not {info.data.get('source')!r}; allowed: null here"
+            )
+        return columns
 
     @field_validator("text_column")
     @classmethod
@@ -413,6 +427,11 @@ class TrainConfig(StrictModel):
         "none",
         description="Keep the weights of the epoch with the best value of this validation metric when "
         "training ends (none: the last epoch's).",
+    )
+    patience: PositiveInt | None = Field(
+        None,
+        description="Stop training when the validation metric of train.restore_best (val_loss when none) "
+        "has not improved for this many epochs; train.epochs is then the most it trains. None: every epoch.",
     )
     augment_shift: Annotated[int, Field(ge=0)] = Field(
         0,

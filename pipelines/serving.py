@@ -48,8 +48,35 @@ def generator_inputs(model: keras.Model, count: int, seed: int, num_classes: int
 
 
 def model_inputs(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]):
-    """Inputs in the structure Keras expects: one array, or a list in `model.inputs` order."""
+    """Inputs in the structure Keras expects: one array, a dict for a model built on named inputs
+    (a table's columns), else a list in `model.inputs` order."""
+    if isinstance(inputs, dict) and isinstance(getattr(model, "_inputs_struct", None), dict):
+        return inputs
     if isinstance(inputs, dict):
         ordered = [inputs[tensor.name] for tensor in model.inputs]
         return ordered if len(ordered) > 1 else ordered[0]
     return inputs
+
+
+def raw_rows(dataset: PreparedDataset, split: str, count: int):
+    """The first `count` rows of a table's split as a user holds them: a pandas DataFrame with the
+    file's column names, an empty cell where the file had one."""
+    import pandas as pd
+
+    x = dataset.arrays(split, count).x
+    columns = {}
+    for column in dataset.spec.columns:
+        values = x[column.key]
+        if column.kind == "categorical":
+            values = [None if value == "" else value for value in values]
+        columns[column.name] = values
+    return pd.DataFrame(columns)
+
+
+def table_model_config(dataset: PreparedDataset) -> dict:
+    """What the logged model of a table knows of it (`pipelines.table_serving.TableModel`)."""
+    return {
+        "columns": [{"name": c.name, "key": c.key, "kind": c.kind} for c in dataset.spec.columns],
+        "class_names": list(dataset.class_names),
+        "task": dataset.spec.task,
+    }

@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import traceback
@@ -348,6 +349,30 @@ def param_value(value: Any, limit: int = PARAM_VALUE_LIMIT) -> str:
     return text[: limit - len(suffix)] + suffix
 
 
+# How MLflow names may not be written (`<=50K`), and what they are written as instead.
+_NAME_WORDS = (("<=", "le"), (">=", "ge"), ("!=", "ne"), ("<", "lt"), (">", "gt"), ("=", "eq"))
+_NAME_CHARACTER = re.compile(r"[^\w.\- ]")
+
+
+def safe_names(texts: list[str]) -> dict[str, str]:
+    """Each text (a class name, say) as a part of an MLflow metric, param or artifact name, distinct:
+    comparison signs become words (`<=50K` -> `le50K`), other characters MLflow refuses `_`. The
+    exact texts stay in JSON artifacts, plots and the served model's output."""
+    names: dict[str, str] = {}
+    for text in texts:
+        name = str(text)
+        for sign, word in _NAME_WORDS:
+            name = name.replace(sign, word)
+        name = _NAME_CHARACTER.sub("_", name).strip() or "_"
+        if set(name) == {"."}:
+            name = "_" * len(name)
+        base, number = name, 2
+        while name in names.values():
+            name, number = f"{base}_{number}", number + 1
+        names[text] = name
+    return names
+
+
 def log_keras_model(model: keras.Model, input_example: Any) -> str:
     """Log a Keras model with signature and input example to the active run; return its URI."""
     import keras
@@ -369,9 +394,50 @@ def log_keras_model(model: keras.Model, input_example: Any) -> str:
     return info.model_uri
 
 
+def log_table_model(model: keras.Model, model_config: dict[str, Any], input_example: Any) -> str:
+    """Log a table's Keras model inside `pipelines/table_serving.py`'s Python model, which takes raw
+    rows (a DataFrame) and answers class names; its signature lists every column with its type.
+    Return its URI."""
+    import keras
+    from mlflow.models import infer_signature
+
+    from pipelines import table_serving
+
+    served = table_serving.TableModel().configure(model_config, model)
+    signature = infer_signature(
+        served.input_schema_example(input_example), served.predict(None, input_example)
+    )
+    with tempfile.TemporaryDirectory(prefix="deeparch-") as scratch:
+        saved = Path(scratch) / "model.keras"
+        model.save(saved)
+        interactive = keras.config.is_interactive_logging_enabled()
+        keras.config.disable_interactive_logging()
+        # MLflow checks the input example by loading the logged model: its notice and its download
+        # progress bar are not the user's news.
+        quiet = _quieter("mlflow.pyfunc")
+        try:
+            with quiet, _environment(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"):
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_NAME,
+                    python_model=table_serving.__file__,
+                    artifacts={"keras_model": str(saved)},
+                    model_config=model_config,
+                    signature=signature,
+                    input_example=input_example,
+                    pip_requirements=[*_pinned_requirements(), f"pandas=={metadata.version('pandas')}"],
+                )
+        finally:
+            if interactive:
+                keras.config.enable_interactive_logging()
+    return info.model_uri
+
+
 def load_keras_model(model_uri: str) -> keras.Model:
-    """The Keras model behind an MLflow model URI (`models:/...` or `runs:/...`)."""
-    return mlflow.tensorflow.load_model(model_uri)
+    """The Keras model behind an MLflow model URI (`models:/...` or `runs:/...`): the TensorFlow
+    flavour's, or the one inside a table's Python model."""
+    if "tensorflow" in mlflow.models.get_model_info(model_uri).flavors:
+        return mlflow.tensorflow.load_model(model_uri)
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().keras_model
 
 
 def checkpoint_dir(run_id: str) -> Path:
@@ -529,6 +595,21 @@ def _quieter(logger_name: str, level: int = logging.WARNING) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _environment(**variables: str) -> Iterator[None]:
+    """Set environment variables inside the block, restoring what was there."""
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _local_store_dir(uri: str) -> Path | None:

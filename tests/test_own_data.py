@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines import tracking
 from pipelines.config import DataConfig, load_experiment
 from pipelines.data import load_dataset
 
@@ -134,7 +135,7 @@ def test_csv_split_column_decides_the_splits_and_otherwise_a_seeded_split_does(t
     ).to_csv(path, index=False)
     dataset = load_dataset(DataConfig(source="csv", path=str(path), target="label"))
     assert dataset.sizes() == {"train": 6, "validation": 2, "test": 2}
-    np.testing.assert_array_equal(np.sort(dataset.arrays("test").x.ravel()), [8, 9])
+    np.testing.assert_array_equal(np.sort(dataset.arrays("test").x["x"]), [8, 9])
     assert dataset.features == ["x"], "the split column is not a feature"
 
     table = _table_csv(tmp_path / "pets.csv")
@@ -154,18 +155,17 @@ def test_csv_normalisation_travels_inside_the_saved_model(store, cli, tmp_path):
     overrides = ["data.source=csv", f"data.path={path}", "data.target=label", "data.features=[a,b]"]
     assert cli("run", "-e", "mlp-digits", *overrides, *QUICK, "--out", str(out))[0] == 0
     train = _runs_by_stage(store)["train"]
-    keras_model = mlflow.tensorflow.load_model(train.data.tags["model_uri"])
+    keras_model = tracking.load_keras_model(train.data.tags["model_uri"])
     dataset = load_dataset(DataConfig(source="csv", path=str(path), target="label", features=["a", "b"]))
-    normalization = keras_model.get_layer("normalization")
-    np.testing.assert_allclose(
-        np.ravel(normalization.mean), dataset.arrays("train").x.mean(axis=0), rtol=1e-5
-    )
-    raw_rows = pd.read_csv(path)[["a", "b"]].to_numpy(np.float32)[:16]  # unnormalised: a is ~1000
+    normalization = keras_model.get_layer("numeric_normalization")
+    x = dataset.arrays("train").x
+    np.testing.assert_allclose(np.ravel(normalization.mean), [x["a"].mean(), x["b"].mean()], rtol=1e-5)
+    raw_rows = pd.read_csv(path)[["a", "b"]].astype(np.float32)[:16]  # unnormalised: a is ~1000
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
-    (served,) = serve(
-        **{name: tf.constant(raw_rows) for name in serve.structured_input_signature[1]}
-    ).values()
-    np.testing.assert_allclose(served.numpy(), np.asarray(keras_model(raw_rows)), atol=1e-5)
+    assert set(serve.structured_input_signature[1]) == {"a", "b"}, "one named input per column"
+    (served,) = serve(**{name: tf.constant(raw_rows[name].to_numpy()) for name in ("a", "b")}).values()
+    expected = keras_model({name: raw_rows[name].to_numpy() for name in ("a", "b")})
+    np.testing.assert_allclose(served.numpy(), np.asarray(expected), atol=1e-5)
     assert served.numpy().std(axis=0).max() > 1e-3, "raw rows give distinct, unsaturated outputs"
 
 
@@ -292,14 +292,14 @@ BAD_INPUTS = {
         lambda tmp: ["data.source=csv", f"data.path={_table_csv(tmp / 't.csv')}", "data.target=price"],
         ["data.target", "'price'", "allowed: a, b, comment, label, value"],
     ),
-    "non-numeric feature": (
+    "text in a column set numeric": (
         lambda tmp: [
             "data.source=csv",
             f"data.path={_table_csv(tmp / 't.csv')}",
             "data.target=label",
-            "data.features=[a,comment]",
+            "data.columns.comment=numeric",
         ],
-        ["data.features", "'comment'", "not numeric", "'seen'"],
+        ["data.columns", "'comment'", "holds 'seen' in data row 1", "data.columns.comment=categorical"],
     ),
     "ragged npz": (
         lambda tmp: ["data.source=npz", f"data.path={_ragged_npz(tmp / 'r.npz')}"],

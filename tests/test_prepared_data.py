@@ -21,11 +21,13 @@ QUICK = ["train.epochs=1", "train.batch_size=16"]
 
 
 def _csv(path: Path, rows: int = 200, seed: int = 0) -> Path:
+    """Two numeric columns (a few cells of `a` empty), a category with empty cells, a text label."""
     rng = np.random.default_rng(seed)
     a, b = rng.normal(0, 1, rows), rng.normal(5, 2, rows)
-    pd.DataFrame({"a": a, "b": b, "label": np.where(a + b / 2 > 2.5, "high", "low")}).to_csv(
-        path, index=False
-    )
+    label = np.where(a + b / 2 > 2.5, "high", "low")
+    a[5::50] = np.nan
+    colour = rng.choice(["red", "green", "blue", "", "teal"], rows, p=[0.3, 0.3, 0.3, 0.09, 0.01])
+    pd.DataFrame({"a": a, "b": b, "colour": colour, "label": label}).to_csv(path, index=False)
     return path
 
 
@@ -91,12 +93,25 @@ def test_csv_read_in_small_chunks_gives_the_same_prepared_data(tmp_path, monkeyp
     monkeypatch.setattr(csv_source, "CHUNK_ROWS", 7)
     chunked = load_dataset(config, tmp_path / "chunked")
     assert chunked.digest == whole.digest and chunked.sizes() == whole.sizes()
-    # Normalisation statistics merge across chunks (to float rounding).
-    np.testing.assert_allclose(chunked.spec.input_mean, whole.spec.input_mean, rtol=1e-12)
-    np.testing.assert_allclose(chunked.spec.input_variance, whole.spec.input_variance, rtol=1e-12)
+    # The table's statistics merge across chunks (to float rounding), learnt on the train split.
+    for mine, theirs in zip(chunked.spec.columns, whole.spec.columns, strict=True):
+        assert (mine.name, mine.kind, mine.vocabulary, mine.missing) == (
+            theirs.name,
+            theirs.kind,
+            theirs.vocabulary,
+            theirs.missing,
+        )
+        np.testing.assert_allclose([mine.mean, mine.variance], [theirs.mean, theirs.variance], rtol=1e-12)
     train = chunked.arrays("train").x
-    np.testing.assert_allclose(chunked.spec.input_mean, train.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(chunked.spec.input_variance, train.var(axis=0), rtol=1e-4)
+    a, b, colour = chunked.spec.columns
+    assert (a.kind, b.kind, colour.kind) == ("numeric", "numeric", "categorical")
+    assert a.missing and not b.missing, "a has empty cells in train, b none"
+    a_train = train["a"]
+    np.testing.assert_allclose([a.mean, a.variance], [np.nanmean(a_train), np.nanvar(a_train)], rtol=1e-5)
+    np.testing.assert_allclose([b.mean, b.variance], [train["b"].mean(), train["b"].var()], rtol=1e-5)
+    values, counts = np.unique(train["colour"], return_counts=True)
+    assert set(colour.vocabulary) == set(values[counts >= 2]), "values seen twice get their own index"
+    assert "" in colour.vocabulary, "an empty cell is a category of its own"
 
 
 def test_streamed_split_without_cache_trains_reproducibly(store, cli):

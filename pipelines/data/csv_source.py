@@ -1,12 +1,14 @@
-"""A CSV file as a source: feature columns and a target column, a column of text and a target
+"""A CSV file as a source: a table of columns and a target column, a column of text and a target
 column, or windows of a time series.
 
 The file is read in chunks of rows. A first pass reads only the target (and `split`) column, to
 know the task, the classes and the number of rows; the second streams the feature columns. Rows
 go to splits by the `split` column when there is one, else by `assign_splits` (a seeded hash of
-the row number): stable across reruns without holding the file. A forecast's series is one
-column, read whole; its windows are cut chunk by chunk. A text column is stored as strings (the
-model tokenises them); an empty or non-UTF-8 cell is refused naming its row.
+the row number): stable across reruns without holding the file; a row whose target is empty is
+left out, and said so. A table's columns each have a kind (`pipelines.data.table`): numbers are
+stored as float32 (NaN where empty), categories as strings, and the model learns the rest. A
+forecast's series is one column, read whole; its windows are cut chunk by chunk. A text column
+is stored as strings (the model tokenises them); an empty or non-UTF-8 cell is refused naming its row.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pipelines.data.source import (
     SPLITS,
     TEST,
     TRAIN,
+    UNLABELLED,
     VALIDATION_SPLIT_SEED,
     Chunk,
     SourceData,
@@ -34,6 +37,7 @@ from pipelines.data.source import (
     first_line,
     route,
 )
+from pipelines.data.table import TableLayout, infer_kind, plan_columns, table_rows
 
 CHUNK_ROWS = 65536
 # A CSV column of this name assigns each row to a split.
@@ -43,7 +47,8 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def read_csv(config: DataConfig) -> SourceData:
-    """Feature columns and a target column; or, with `data.task: forecast`, windows of a series."""
+    """A table of columns and a target column; a column of text and a target column; or, with
+    `data.task: forecast`, windows of a series."""
 
     path = existing(config.path, folder=False)
     head = _read(path, nrows=CHUNK_ROWS)
@@ -55,33 +60,38 @@ def read_csv(config: DataConfig) -> SourceData:
     if config.task == "forecast":
         return _forecast(config, path, head)
     text_column = _text_column(config, path, head)
-    features = [text_column] if text_column else _feature_columns(config, path, head)
+    layout = None if text_column else _table_layout(config, path, head)
+    features = [text_column] if text_column else [column.name for column in layout.read]
     label_columns = [config.target] + ([SPLIT_COLUMN] if SPLIT_COLUMN in head.columns else [])
     labels = _read(path, usecols=label_columns)
-    task, y, class_names = targets(
-        labels[config.target].to_numpy(), config.task, f"column {config.target!r} of {str(path)!r}"
-    )
+    task, y, class_names, labelled, notes = _labels(labels[config.target], config, path)
     if SPLIT_COLUMN in labels.columns:
         codes = _codes_from_column(labels[SPLIT_COLUMN], path)
+        codes[~labelled] = UNLABELLED
         check_trainable(int((codes == TRAIN).sum()), path)
         if not (codes == SPLITS.index("validation")).any():
             codes = carve_validation(codes, config.validation_fraction, VALIDATION_SPLIT_SEED)
     else:
-        check_enough(len(y), path)
-        codes = assign_splits(len(y), config.validation_fraction, config.test_fraction, VALIDATION_SPLIT_SEED)
+        check_enough(int(labelled.sum()), path)
+        codes = np.full(len(y), UNLABELLED, dtype=np.int8)
+        codes[labelled] = assign_splits(
+            int(labelled.sum()), config.validation_fraction, config.test_fraction, VALIDATION_SPLIT_SEED
+        )
     del labels
 
     def chunks() -> Iterator[Chunk]:
         offset = 0
-        # A text column keeps its cells as written: "NA" is a word, an empty cell an empty text.
-        as_text = {"dtype": {text_column: object}, "keep_default_na": False} if text_column else {}
-        for frame in _read(path, usecols=features, chunksize=CHUNK_ROWS, **as_text):
+        if text_column:
+            # A text column keeps its cells as written: "NA" is a word, an empty cell an empty text.
+            options = {"dtype": {text_column: object}, "keep_default_na": False}
+        else:
+            options = {"dtype": {column.name: str for column in layout.categorical}}
+        for frame in _read(path, usecols=features, chunksize=CHUNK_ROWS, **options):
             rows = slice(offset, offset + len(frame))
-            x = (
-                _texts(frame[text_column], path, offset)
-                if text_column
-                else _numeric(frame, features, path, offset)
-            )
+            if text_column:
+                x = _texts(frame[text_column], path, offset, labelled[rows])
+            else:
+                x = table_rows(_numeric(frame, layout, path, offset), layout)
             yield from route(codes[rows], x, y[rows])
             offset += len(frame)
 
@@ -90,16 +100,41 @@ def read_csv(config: DataConfig) -> SourceData:
         version=file_fingerprint(path),
         source="csv",
         task=task,
-        element_shape=() if text_column else (len(features),),
-        stored_dtype="string" if text_column else "float32",
+        element_shape=() if text_column else (len(layout.numeric), len(layout.categorical)),
+        stored_dtype="string" if text_column else "table",
         target_shape=tuple(y.shape[1:]),
         chunks=chunks,
         class_names=class_names,
         location=str(path),
         features=features,
-        input_statistics=not text_column,
         target_statistics=True,
+        table=layout,
+        notes=notes,
     )
+
+
+def _labels(
+    column, config: DataConfig, path: Path
+) -> tuple[str, np.ndarray, list[str], np.ndarray, list[str]]:
+    """The task, a target per row (a placeholder where the cell is empty), the class names, which
+    rows have a target, and a note when some do not: those rows are left out of every split."""
+    described = f"column {config.target!r} of {str(path)!r}"
+    labelled = column.notna().to_numpy()
+    if not labelled.any():
+        raise ConfigError(
+            f"data.target: {described} is empty in every row; allowed: a column with a value in its rows"
+        )
+    task, present, class_names = targets(column[labelled].to_numpy(), config.task, described)
+    y = np.zeros((len(labelled), *present.shape[1:]), dtype=present.dtype)
+    y[labelled] = present
+    notes = []
+    if not labelled.all():
+        empty = int((~labelled).sum())
+        notes.append(
+            f"left out {empty:,} of {len(labelled):,} rows whose target {config.target!r} is empty "
+            f"(the first is data row {int(np.flatnonzero(~labelled)[0]) + 1})"
+        )
+    return task, y, class_names, labelled, notes
 
 
 def _read(path: Path, **options):
@@ -107,7 +142,8 @@ def _read(path: Path, **options):
     import pandas as pd
 
     try:
-        return pd.read_csv(path, **options)
+        # Spaces after a delimiter are layout (", <=50K"), not part of the value.
+        return pd.read_csv(path, skipinitialspace=True, **options)
     except UnicodeDecodeError:
         raise _not_utf8(path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
@@ -136,11 +172,12 @@ def _not_utf8(path: Path) -> ConfigError:
     return ConfigError(f"data.path: {str(path)!r} is not UTF-8; allowed: a UTF-8 file (re-save it as UTF-8)")
 
 
-def _texts(column, path: Path, first_row: int) -> np.ndarray:
-    """A chunk's text cells as strings, refusing an empty one with its row."""
+def _texts(column, path: Path, first_row: int, labelled: np.ndarray) -> np.ndarray:
+    """A chunk's text cells as strings, refusing an empty one with its row (in a row that has a
+    target: the others are left out)."""
     texts = column.to_numpy(dtype=object)
     for row, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
+        if labelled[row] and (not isinstance(text, str) or not text.strip()):
             raise ConfigError(
                 f"data.text_column: column {column.name!r} of {str(path)!r} has an empty cell in data row "
                 f"{first_row + row + 1}; allowed: some text in every row"
@@ -151,7 +188,7 @@ def _texts(column, path: Path, first_row: int) -> np.ndarray:
 def _text_column(config: DataConfig, path: Path, head) -> str | None:
     """The column of text to read: `data.text_column`; under `auto` the one non-numeric column
     besides the target and the split, if there is exactly one; unset, that column only when no
-    numeric one is beside it. None reads numeric features."""
+    other is beside it and it reads as free text. None reads a table."""
     import pandas as pd
 
     columns = [str(column) for column in head.columns]
@@ -171,27 +208,33 @@ def _text_column(config: DataConfig, path: Path, head) -> str | None:
             f"data.text_column: auto finds {len(texts)} text columns in {str(path)!r} "
             f"({', '.join(texts)}); allowed: data.text_column=<one of them>"
         )
-    if len(texts) == 1 and (config.text_column == "auto" or others == texts):
+    if len(texts) == 1 and config.text_column == "auto":
+        return texts[0]
+    if len(texts) == 1 and others == texts and infer_kind(head[texts[0]])[0] == "text":
         return texts[0]
     return None
 
 
-def _numeric(frame, features: list[str], path: Path, first_row: int) -> np.ndarray:
-    """A chunk's feature columns as float32, refusing text and empty cells with their row."""
+def _numeric(frame, layout: TableLayout, path: Path, first_row: int):
+    """The chunk with its numeric columns as numbers (NaN where empty), refusing a cell that is
+    text with its row."""
     import pandas as pd
 
-    for column in features:
-        values = frame[column]
-        bad = pd.to_numeric(values, errors="coerce").isna()
+    for column in layout.numeric:
+        values = frame[column.name]
+        if pd.api.types.is_numeric_dtype(values):
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & values.notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            value = values.iloc[row]
-            problem = "has an empty cell" if pd.isna(value) else f"is not numeric (it holds {value!r})"
             raise ConfigError(
-                f"data.features: column {column!r} of {str(path)!r} {problem} in data row "
-                f"{first_row + row + 1}; allowed: a number in every row"
+                f"data.columns: column {column.name!r} of {str(path)!r} is numeric ({column.reason}) but "
+                f"holds {values.iloc[row]!r} in data row {first_row + row + 1}; allowed: a number or an "
+                f"empty cell, or data.columns.{column.name}=categorical"
             )
-    return frame[features].to_numpy(np.float32)
+        frame[column.name] = numbers
+    return frame
 
 
 def _codes_from_column(column, path: Path) -> np.ndarray:
@@ -213,48 +256,48 @@ def _codes_from_column(column, path: Path) -> np.ndarray:
     return codes
 
 
-def _feature_columns(config: DataConfig, path: Path, head) -> list[str]:
-    """The chosen feature columns, or every numeric column besides the target and the split
-    (numeric as the file's first rows show; a later text cell is refused with its row)."""
-    import pandas as pd
-
+def _table_layout(config: DataConfig, path: Path, head) -> TableLayout:
+    """The kind of every column besides the target and the split: as `data.columns` sets it, else
+    inferred from the file's first rows; only `data.features` when given. Refuses names that are not
+    columns, and a table with no column to read."""
     described = f"{str(path)!r}"
     columns = [str(column) for column in head.columns]
-    if config.features is None:
-        excluded = {config.target, SPLIT_COLUMN}
-        features = [
-            column
-            for column in columns
-            if column not in excluded and pd.api.types.is_numeric_dtype(head[column])
-        ]
-        if not features:
+    kinds = dict(config.columns or {})
+    for name in kinds:
+        if name not in columns:
             raise ConfigError(
-                f"data.features: {described} has no numeric column besides the target "
-                f"{config.target!r} (columns: {', '.join(columns)}); allowed: at least one numeric feature, "
-                "or data.text_column=<a column of text> with model.architecture rnn, lstm or cnn"
+                f"data.columns: {name!r} is not a column of {described}; allowed: {', '.join(columns)}"
             )
+        if name in (config.target, SPLIT_COLUMN):
+            role = "the target" if name == config.target else "the split column"
+            raise ConfigError(
+                f"data.columns: {name!r} is {role} of {described}, not an input; allowed: the others"
+            )
+    if config.features is None:
+        candidates = [column for column in columns if column not in (config.target, SPLIT_COLUMN)]
     else:
-        features = list(config.features)
-        missing = [column for column in features if column not in columns]
+        missing = [column for column in config.features if column not in columns]
         if missing:
             raise ConfigError(
                 f"data.features: {', '.join(map(repr, missing))} not in {described}; "
                 f"allowed: {', '.join(columns)}"
             )
-        if config.target in features:
+        if config.target in config.features:
             raise ConfigError(
                 f"data.features: {config.target!r} is the target column; allowed: the other columns"
             )
-    for column in features:
-        values = head[column]
-        if not pd.api.types.is_numeric_dtype(values):
-            example = values[pd.to_numeric(values, errors="coerce").isna()].iloc[0]
-            numeric = [c for c in columns if c != config.target and pd.api.types.is_numeric_dtype(head[c])]
-            raise ConfigError(
-                f"data.features: column {column!r} of {described} is not numeric (it holds {example!r}); "
-                f"allowed: numeric columns ({', '.join(numeric) or 'none'})"
-            )
-    return features
+        candidates = list(config.features)
+    layout = plan_columns(head, candidates, kinds, chosen=config.features is not None)
+    if not layout.read:
+        why = (
+            "; ".join(f"{column.name}: {column.reason}" for column in layout.unread)
+            or "it has no other column"
+        )
+        raise ConfigError(
+            f"data.columns: {described} has no column to read besides the target {config.target!r} ({why}); "
+            "allowed: at least one numeric or categorical column (data.columns.<name>=numeric or categorical)"
+        )
+    return layout
 
 
 def _forecast(config: DataConfig, path: Path, head) -> SourceData:

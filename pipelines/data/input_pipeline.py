@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipelines.config import TrainConfig
-from pipelines.data.prepared import SCALED_DTYPES, PreparedSplit, model_inputs, read_examples
+from pipelines.data.prepared import SCALED_DTYPES, PreparedSplit, model_inputs, read_examples, table_inputs
 from pipelines.data.source import Split, without_autotuning
 
 if TYPE_CHECKING:
@@ -70,9 +70,13 @@ def as_tf_dataset(
         # steps of an epoch (`steps_per_epoch`), so that every worker runs the same steps.
         examples = examples.repeat()
     batches = examples.batch(batch_size)
-    if batches.element_spec[0].dtype.name in SCALED_DTYPES:  # other dtypes are model inputs as stored
+    if isinstance(split, PreparedSplit) and split.stored_dtype == "table":
+        # Rows travel as two matrices (cheap to shuffle and batch); the model reads named columns.
+        batches = batches.map(table_inputs(split))
+    inputs = batches.element_spec[0]
+    if not isinstance(inputs, dict) and inputs.dtype.name in SCALED_DTYPES:  # other dtypes: as stored
         batches = batches.map(model_inputs)
-    numeric = batches.element_spec[0].dtype.is_floating
+    numeric = not isinstance(inputs, dict) and inputs.dtype.is_floating
     if shuffle and train and (train.augment_shift or train.augment_scale) and numeric:
         rank = len(batches.element_spec[0].shape)
         batches = batches.map(_augmenter(train.augment_shift, train.augment_scale, seed, rank))

@@ -33,6 +33,8 @@ import numpy as np
 
 from models.spec import DataSpec
 from pipelines.data.source import PCM_SCALE, SPLITS, DataError, SourceData, Split
+from pipelines.data.table import TableRows, TableStatistics, model_columns
+from pipelines.data.table import schema as table_schema
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -60,6 +62,9 @@ class PreparedSplit:
     # Consecutive examples with different labels (classification): few mean a split stored class
     # by class, which a bounded shuffle buffer cannot mix.
     label_changes: int | None = None
+    # A table: the model input of each column in storage order (numbers, then categories);
+    # `element_shape` is then (numeric columns, categorical columns).
+    input_keys: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.size
@@ -97,6 +102,10 @@ class PreparedDataset:
     forecast: bool = False
     # Mean of each target column over the train split (regression): the baseline to beat.
     train_target_means: list[float] | None = None
+    # A table: one entry per column of the file, read or not (`pipelines.data.table.schema`).
+    table_schema: list[dict] = field(default_factory=list)
+    # What reading the source changed or left out, one sentence each.
+    notes: list[str] = field(default_factory=list)
     # How this process got it: prepared now (and how long that took) or found already prepared.
     reused: bool = True
     seconds: float = 0.0
@@ -125,6 +134,8 @@ class PreparedDataset:
         stream the shards with `pipelines.data.as_tf_dataset` instead.
         """
         prepared = self.splits[split]
+        if prepared.stored_dtype == "table":
+            return _table_arrays(prepared, limit)
         if prepared.stored_dtype != "string":
             # Raw records decode in NumPy: no tf.data function to trace for a handful of examples.
             x, y = _raw_arrays(prepared, limit)
@@ -174,9 +185,8 @@ def read_examples(
     """
     import tensorflow as tf
 
-    parse = tf.autograph.experimental.do_not_convert(
-        _text_parser(split) if split.stored_dtype == "string" else _raw_parser(split)
-    )
+    parser = {"string": _text_parser, "table": _table_parser}.get(split.stored_dtype, _raw_parser)
+    parse = tf.autograph.experimental.do_not_convert(parser(split))
     files = tf.data.Dataset.from_tensor_slices(list(split.files))
     if shuffle_seed is not None and len(split.files) > 1:
         files = files.shuffle(len(split.files), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -237,6 +247,60 @@ def _text_parser(split: PreparedSplit):
     return parse
 
 
+def _table_parser(split: PreparedSplit):
+    """Record -> `((numbers, categories), y)` of a table split: a `tf.train.Example` of three
+    serialized tensors. The columns become named inputs after batching (`table_inputs`)."""
+    import tensorflow as tf
+
+    y_dtype = tf.as_dtype(split.target_dtype)
+    numeric, categorical = split.element_shape
+    schema = {name: tf.io.FixedLenFeature([], tf.string) for name in ("numbers", "categories", "y")}
+
+    def parse(record: tf.Tensor):
+        parts = tf.io.parse_single_example(record, schema)
+        numbers = tf.ensure_shape(tf.io.parse_tensor(parts["numbers"], tf.float32), [None, numeric])
+        categories = tf.ensure_shape(tf.io.parse_tensor(parts["categories"], tf.string), [None, categorical])
+        y = tf.ensure_shape(tf.io.parse_tensor(parts["y"], y_dtype), [None, *split.target_shape])
+        return (numbers, categories), y
+
+    return parse
+
+
+def table_inputs(split: PreparedSplit):
+    """A function of a batch `((numbers, categories), y)` of a table split to `(inputs, y)`, the
+    inputs one named tensor per column, as the model reads them."""
+    numeric = split.element_shape[0]
+    keys = split.input_keys
+
+    def named(x, y):
+        numbers, categories = x
+        inputs = {key: numbers[:, index] for index, key in enumerate(keys[:numeric])}
+        inputs |= {key: categories[:, index] for index, key in enumerate(keys[numeric:])}
+        return inputs, y
+
+    return named
+
+
+def _table_arrays(split: PreparedSplit, limit: int | None) -> Split:
+    """The first `limit` rows of a table split: `x` maps each model input to its column (float32
+    numbers with NaN where empty, category strings)."""
+    examples = read_examples(split)
+    if limit is not None:
+        examples = examples.take(limit)
+    numeric, categorical = split.element_shape
+    numbers, categories, ys = [np.zeros((0, numeric), np.float32)], [np.zeros((0, categorical), object)], []
+    for (batch_numbers, batch_categories), y in examples.batch(4096):
+        numbers.append(batch_numbers.numpy())
+        categories.append(batch_categories.numpy().astype(object))
+        ys.append(y.numpy())
+    numbers_array, categories_array = np.concatenate(numbers), np.concatenate(categories)
+    x = {key: numbers_array[:, index] for index, key in enumerate(split.input_keys[:numeric])}
+    for index, key in enumerate(split.input_keys[numeric:]):
+        x[key] = np.array([value.decode("utf-8") for value in categories_array[:, index]], dtype=object)
+    y = np.concatenate(ys) if ys else np.zeros((0, *split.target_shape), dtype=split.target_dtype)
+    return Split(x, y)
+
+
 def _raw_arrays(split: PreparedSplit, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The first `limit` examples of a numeric split, in stored dtypes, read record by record."""
     import tensorflow as tf
@@ -287,21 +351,18 @@ def open_prepared(store: Path, digest: str) -> PreparedDataset | None:
             target_shape=tuple(entry["target_shape"]),
             target_dtype=entry["target_dtype"],
             label_changes=entry.get("label_changes"),
+            input_keys=tuple(entry.get("input_keys", ())),
         )
         for name, entry in manifest["splits"].items()
     }
     if not all(Path(file).is_file() for split in splits.values() for file in split.files):
         return None
-    spec = manifest["spec"]
-    for key in ("input_shape", "input_mean", "input_variance"):
-        if spec.get(key) is not None:
-            spec[key] = tuple(spec[key])
     return PreparedDataset(
         name=manifest["name"],
         version=manifest["version"],
         source=manifest["source"],
         digest=manifest["digest"],
-        spec=DataSpec(**spec),
+        spec=DataSpec.from_dict(manifest["spec"]),
         folder=folder,
         splits=splits,
         counts=manifest["class_counts"],
@@ -310,6 +371,8 @@ def open_prepared(store: Path, digest: str) -> PreparedDataset | None:
         features=manifest["features"],
         forecast=manifest["forecast"],
         train_target_means=manifest["train_target_means"],
+        table_schema=manifest.get("table_schema", []),
+        notes=manifest.get("notes", []),
     )
 
 
@@ -431,11 +494,13 @@ class _SplitWriter:
         # Inputs and targets hashed apart, so that the digest does not depend on chunk boundaries.
         self.input_sha = hashlib.sha256()
         self.target_sha = hashlib.sha256()
+        self.category_sha = hashlib.sha256()
         self.labels: dict[int, int] = {}
         self.label_changes = 0
         self._last_label: int | None = None
         self.inputs = _Moments()
         self.targets = _Moments()
+        self.table = TableStatistics(*source.element_shape) if source.stored_dtype == "table" else None
         self._shard = None
         self._shard_bytes = 0
 
@@ -450,6 +515,17 @@ class _SplitWriter:
         if self.source.stored_dtype == "string":
             x = np.array([_utf8(text) for text in x.ravel()], dtype=object).reshape(x.shape)
             self.input_sha.update(b"".join(text + b"\0" for text in x.ravel()))
+        elif self.table is not None:
+            self.table.add(x)
+            x = TableRows(
+                np.ascontiguousarray(x.numbers, dtype=np.float32),
+                np.array([_utf8(text) for text in x.categories.ravel()], dtype=object).reshape(
+                    x.categories.shape
+                ),
+            )
+            # Numbers and categories hashed apart, as inputs and targets are.
+            self.input_sha.update(_little_endian(x.numbers))
+            self.category_sha.update(b"".join(text + b"\0" for text in x.categories.ravel()))
         else:
             x = np.ascontiguousarray(x, dtype=self.source.stored_dtype)
             self.input_sha.update(x)  # the array's own buffer: no copy
@@ -467,7 +543,7 @@ class _SplitWriter:
                 self.inputs.add(x.reshape(len(x), -1, x.shape[-1]).reshape(-1, x.shape[-1]))
             if self.source.task == "regression":
                 self.targets.add(y)
-        example_bytes = max(1, (x.nbytes if x.dtype != object else sum(map(len, x.ravel()))) // len(y))
+        example_bytes = max(1, _stored_bytes(x) // len(y))
         per_record = max(1, RECORD_BYTES // example_bytes)
         for start in range(0, len(y), per_record):
             self._write(x[start : start + per_record], y[start : start + per_record])
@@ -481,7 +557,16 @@ class _SplitWriter:
             self.files.append(name)
             self._shard = tf.io.TFRecordWriter(str(self.folder / name))
             self._shard_bytes = 0
-        if self.source.stored_dtype == "string":
+        if self.table is not None:
+            record = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        name: _bytes_feature(tf.make_tensor_proto(values).SerializeToString())
+                        for name, values in (("numbers", x.numbers), ("categories", x.categories), ("y", y))
+                    }
+                )
+            ).SerializeToString()
+        elif self.source.stored_dtype == "string":
             record = tf.train.Example(
                 features=tf.train.Features(
                     feature={
@@ -506,6 +591,13 @@ class _SplitWriter:
         self._close_shard()
 
 
+def _stored_bytes(x) -> int:
+    """Bytes of a chunk's inputs as stored: the array's, or the strings' (and a table's numbers)."""
+    if isinstance(x, TableRows):
+        return x.numbers.nbytes + sum(map(len, x.categories.ravel()))
+    return x.nbytes if x.dtype != object else sum(map(len, x.ravel()))
+
+
 def _little_endian(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
 
@@ -524,10 +616,14 @@ def _digest(source: SourceData, writers: dict[str, _SplitWriter]) -> str:
     """Content hash of every split's examples and schema: equal digests mean equal data."""
     sha = hashlib.sha256(f"deeparch-prepared-{FORMAT_VERSION}".encode())
     schema = [source.element_shape, source.stored_dtype, source.target_shape, source.task, source.class_names]
+    if source.table is not None:  # what each column holds, not why (inferred from how many rows)
+        schema.append([(column.name, column.kind, column.key) for column in source.table.read])
     sha.update(json.dumps(schema).encode())
     for split in sorted(writers):
         sha.update(f"{split}:{writers[split].size}:".encode())
         sha.update(writers[split].input_sha.digest() + writers[split].target_sha.digest())
+        if source.table is not None:
+            sha.update(writers[split].category_sha.digest())
     return sha.hexdigest()[:16]
 
 
@@ -547,9 +643,11 @@ def _spec(source: SourceData, writers: dict[str, _SplitWriter]) -> DataSpec:
         statistics["target_scale"] = scale if scale > 0 else 1.0
     statistics.update(source.spec_statistics)
     classification = source.task == "classification"
+    columns = model_columns(source.table, train.table) if source.table is not None else ()
     return DataSpec(
-        input_shape=tuple(source.element_shape),
-        input_dtype="string" if source.stored_dtype == "string" else "float32",
+        input_shape=(len(columns),) if columns else tuple(source.element_shape),
+        input_dtype=source.stored_dtype if source.stored_dtype in ("string", "table") else "float32",
+        columns=columns,
         sample_rate=source.sample_rate,
         task=source.task,
         num_classes=len(source.class_names) if classification else None,
@@ -560,8 +658,10 @@ def _spec(source: SourceData, writers: dict[str, _SplitWriter]) -> DataSpec:
 
 def _manifest(source: SourceData, writers: dict[str, _SplitWriter], digest: str) -> dict:
     target_dtype = "int32" if source.task == "classification" else "float32"
-    spec = asdict(_spec(source, writers))
+    data_spec = _spec(source, writers)
+    spec = asdict(data_spec)
     train_targets = writers["train"].targets
+    input_keys = [column.key for column in data_spec.columns]
     return {
         "format_version": FORMAT_VERSION,
         "digest": digest,
@@ -574,6 +674,8 @@ def _manifest(source: SourceData, writers: dict[str, _SplitWriter], digest: str)
         "class_names": source.class_names,
         "spec": spec,
         "train_target_means": train_targets.mean.tolist() if train_targets.mean is not None else None,
+        "table_schema": _table_schema(source, writers, data_spec),
+        "notes": source.notes,
         "class_counts": {
             split: {_class_name(source, label): count for label, count in sorted(writer.labels.items())}
             for split, writer in writers.items()
@@ -589,10 +691,21 @@ def _manifest(source: SourceData, writers: dict[str, _SplitWriter], digest: str)
                 "target_shape": list(source.target_shape),
                 "target_dtype": target_dtype,
                 "label_changes": writer.label_changes if source.task == "classification" else None,
+                "input_keys": input_keys,
             }
             for split, writer in writers.items()
         },
     }
+
+
+def _table_schema(source: SourceData, writers: dict[str, _SplitWriter], spec: DataSpec) -> list[dict]:
+    """A table's schema, counted over every split (what the model learnt: the train split's)."""
+    if source.table is None:
+        return []
+    totals = TableStatistics(*source.element_shape)
+    for writer in writers.values():
+        totals.merge(writer.table)
+    return table_schema(source.table, totals, spec.columns)
 
 
 def _class_name(source: SourceData, label: int) -> str:

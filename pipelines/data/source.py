@@ -16,8 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pipelines.data.table import TableLayout
 
 # Validation carved out of a train split uses this fixed seed, so that the split (and the
 # dataset's digest) does not change with the model's seed; a test split drawn from the whole
@@ -26,7 +30,8 @@ VALIDATION_SPLIT_SEED = 1234
 TEST_SPLIT_SEED = VALIDATION_SPLIT_SEED + 1
 SPLITS = ("train", "validation", "test")
 TRAIN, VALIDATION, TEST = 0, 1, 2  # split codes of `assign_splits`
-StoredDtype = str  # "uint8" | "int16" | "float32" | "string"
+UNLABELLED = -1  # the split code of an example left out of every split (a row without a target)
+StoredDtype = str  # "uint8" | "int16" | "float32" | "string" | "table"
 # 16-bit PCM audio samples over this are in [-1, 1), as tf.audio.decode_wav reads them.
 PCM_SCALE = 32768.0
 
@@ -76,6 +81,10 @@ class SourceData:
     spec_statistics: dict = field(default_factory=dict)
     # Audio: the samples per second of the stored waveforms (None for other data).
     sample_rate: int | None = None
+    # A table (stored dtype "table"): its columns, how each is read and why; chunks hold TableRows.
+    table: TableLayout | None = None
+    # What reading the source changed or left out, one sentence each (rows without a target).
+    notes: list[str] = field(default_factory=list)
 
 
 def assign_splits(
@@ -127,7 +136,8 @@ def _position_hash(positions: np.ndarray, seed: int) -> np.ndarray:
 
 
 def route(codes: np.ndarray, x: np.ndarray, y: np.ndarray) -> Iterator[Chunk]:
-    """The chunk's examples, split by their codes, in reading order within each split."""
+    """The chunk's examples, split by their codes, in reading order within each split; examples
+    of any other code (a row without a target) go nowhere."""
     for code, split in enumerate(SPLITS):
         chosen = codes == code
         if chosen.all():

@@ -82,7 +82,8 @@ def _test_batches(
     # replicas each the whole batch and return every replica's outputs.
     infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     for x, y in as_tf_dataset(dataset.splits["test"], batch_size, cache="none"):
-        yield x.numpy(), y.numpy(), np.asarray(infer(x))
+        # A table's inputs are a dict of columns.
+        yield tf.nest.map_structure(lambda tensor: tensor.numpy(), x), y.numpy(), np.asarray(infer(x))
 
 
 def _generation_report(

@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.types import DataType, Schema, TensorSpec
+from mlflow.types import ColSpec, DataType, Schema, TensorSpec
 
 from pipelines import plots, tracking
 from pipelines.config import ExperimentConfig
@@ -50,25 +50,72 @@ def prepare_stage(config: ExperimentConfig, dataset: PreparedDataset | None = No
         log_dataset_inputs(dataset)
         if dataset.spec.task == "classification":
             counts = {split: dataset.class_counts(split) for split in dataset.splits}
+            # Class names may be any text (`<=50K`); metric names may not: the JSON keeps them exact.
+            named = tracking.safe_names(dataset.class_names)
             mlflow.log_metrics(
-                {f"class_count.{split}.{label}": n for split, c in counts.items() for label, n in c.items()}
+                {
+                    f"class_count.{split}.{named.get(label, label)}": n
+                    for split, c in counts.items()
+                    for label, n in c.items()
+                }
             )
             mlflow.log_dict(counts, "class_counts.json")
-        train = dataset.arrays("train", SAMPLE_COUNT)
-        titles = [
-            dataset.class_name(int(label))
-            if dataset.spec.task == "classification"
-            else f"{float(np.ravel(label)[0]):.2f}"
-            for label in train.y
-        ]
-        if dataset.spec.input_dtype == "string":
-            # Text reads better as a table than as a picture.
-            mlflow.log_table({"text": train.x.tolist(), "label": titles}, "samples.json")
+        for note in [*dataset.notes, *unread_columns(dataset)]:
+            print(f"note: {dataset.name}: {note}")
+        if dataset.spec.is_table:
+            mlflow.log_dict({"columns": dataset.table_schema, "notes": dataset.notes}, "schema.json")
+            _log_table_samples(dataset)
         else:
-            tracking.log_figure(
-                plots.sample_grid(train.x, titles, title=f"{dataset.name}: training examples"), "samples.png"
-            )
+            _log_samples(dataset)
     return PrepareResult(run_id=run.info.run_id, dataset=dataset)
+
+
+def _log_samples(dataset: PreparedDataset) -> None:
+    """The first training examples with their labels: texts as a table, the rest as a picture grid."""
+    train = dataset.arrays("train", SAMPLE_COUNT)
+    titles = [
+        dataset.class_name(int(label))
+        if dataset.spec.task == "classification"
+        else f"{float(np.ravel(label)[0]):.2f}"
+        for label in train.y
+    ]
+    if dataset.spec.input_dtype == "string":
+        # Text reads better as a table than as a picture.
+        mlflow.log_table({"text": train.x.tolist(), "label": titles}, "samples.json")
+    else:
+        tracking.log_figure(
+            plots.sample_grid(train.x, titles, title=f"{dataset.name}: training examples"), "samples.png"
+        )
+
+
+def unread_columns(dataset: PreparedDataset) -> list[str]:
+    """One sentence per column of a table that the model does not read, with why and how to read it."""
+    lines = []
+    for entry in dataset.table_schema:
+        if entry["kind"] in ("numeric", "categorical"):
+            continue
+        name = entry["column"]
+        if entry["kind"] == "text":
+            how = f"an MLP reads numbers and categories (data.columns.{name}=categorical reads its values)"
+        else:
+            how = f"data.columns.{name}=numeric or categorical reads it"
+        lines.append(f"column {name!r} is not read: {entry['why']}; {how}")
+    return lines
+
+
+def _log_table_samples(dataset: PreparedDataset) -> None:
+    """The first training rows as the file holds them, with their target (`samples.json`)."""
+    from pipelines.serving import raw_rows
+
+    rows = raw_rows(dataset, "train", SAMPLE_COUNT)
+    targets = dataset.arrays("train", SAMPLE_COUNT).y
+    label = "target" if "target" not in rows.columns else "target (label)"
+    rows[label] = (
+        [dataset.class_name(int(value)) for value in targets]
+        if dataset.spec.task == "classification"
+        else np.ravel(targets).tolist()
+    )
+    mlflow.log_table(rows.astype(object).where(rows.notna(), None), "samples.json")
 
 
 class PreparedSplitDataset(MetaDataset):
@@ -91,12 +138,20 @@ def log_dataset_inputs(dataset: PreparedDataset) -> None:
     for name, split in dataset.splits.items():
         input_type = np.dtype(object) if split.stored_dtype == "string" else np.dtype(np.float32)
         target_type = DataType.long if split.target_dtype == "int32" else DataType.float
-        schema = Schema(
-            [
-                TensorSpec(input_type, (-1, *split.element_shape), "x"),
-                TensorSpec(np.dtype(target_type.to_numpy()), (-1, *split.target_shape), "y"),
-            ]
-        )
+        if dataset.spec.is_table:
+            schema = Schema(
+                [
+                    ColSpec(DataType.float if column.kind == "numeric" else DataType.string, column.name)
+                    for column in dataset.spec.columns
+                ]
+            )
+        else:
+            schema = Schema(
+                [
+                    TensorSpec(input_type, (-1, *split.element_shape), "x"),
+                    TensorSpec(np.dtype(target_type.to_numpy()), (-1, *split.target_shape), "y"),
+                ]
+            )
         with warnings.catch_warnings():
             # A local path matches MLflow's local-artifact source twice over; it says so, harmlessly.
             warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")

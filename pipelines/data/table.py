@@ -1,0 +1,342 @@
+"""Tables: the kind of each column (numeric, categorical, free text, ignored), the rows of a chunk
+as numbers and category strings, and what one streaming pass learns of them (missing cells,
+moments, category counts) for the model's preprocessing and the schema a prepare run logs.
+
+Kinds are inferred from a table's first rows and can be set per column (`data.columns`); a column
+that is not read says why. Memory is bounded however large the table: category counts stop
+tracking new values past MAX_TRACKED_VALUES per column, and count them instead.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from models.spec import TableColumn
+
+COLUMN_KINDS = ("numeric", "categorical", "text", "ignore")
+# What a missing category is stored (and served) as: a category of its own.
+MISSING_CATEGORY = ""
+# A value must occur this often in the train split to get its own index; rarer ones share the
+# out-of-vocabulary buckets, which therefore learn what an unseen value means.
+MIN_CATEGORY_COUNT = 2
+# At most this many values per column get an index of their own, most frequent first; the rest
+# are hashed into buckets.
+MAX_VOCABULARY = 1000
+MAX_HASH_BUCKETS = 256
+# Distinct values counted per column and split; further new values are only counted as such.
+MAX_TRACKED_VALUES = 20_000
+# A text column whose values are all distinct over at least this many rows is an identifier
+# (or free text, when its values run to several words).
+MIN_ROWS_FOR_IDENTIFIER = 20
+# Names of identifier columns: id, user_id, userId, index, rownames, pandas' unnamed index column.
+IDENTIFIER_NAME = re.compile(r"^(?i:id)$|_(?i:id)$|[a-z](Id|ID)$|^(?i:index|rownames|row|Unnamed: \d+)$")
+FREE_TEXT_WORDS = 4  # mean words per value from which a column reads as free text
+EXAMPLES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How one column of the user's table is read: its kind, why, and the model input's name."""
+
+    name: str
+    kind: str  # one of COLUMN_KINDS
+    reason: str
+    key: str = ""  # the model input that reads it; "" for a column that is not read
+
+    @property
+    def read(self) -> bool:
+        return self.kind in ("numeric", "categorical")
+
+
+@dataclass
+class TableLayout:
+    """The columns of a table in storage order: numbers first, then categories; the others kept
+    for the schema, with why they are not read."""
+
+    columns: list[ColumnPlan]
+
+    @property
+    def numeric(self) -> list[ColumnPlan]:
+        return [column for column in self.columns if column.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[ColumnPlan]:
+        return [column for column in self.columns if column.kind == "categorical"]
+
+    @property
+    def read(self) -> list[ColumnPlan]:
+        """The columns the model reads, in storage order."""
+        return self.numeric + self.categorical
+
+    @property
+    def unread(self) -> list[ColumnPlan]:
+        return [column for column in self.columns if not column.read]
+
+    def as_dict(self) -> list[dict]:
+        return [asdict(column) for column in self.columns]
+
+    @classmethod
+    def from_dict(cls, columns: list[dict]) -> TableLayout:
+        return cls([ColumnPlan(**column) for column in columns])
+
+
+def plan_columns(head, candidates: Sequence[str], kinds: dict[str, str], chosen: bool) -> TableLayout:
+    """Each candidate column's kind: as `kinds` sets it, else inferred from the rows of `head` (a
+    pandas DataFrame). `chosen`: the user listed these columns, so none is ignored by inference."""
+    plans = []
+    for name in candidates:
+        if name in kinds:
+            kind, reason = kinds[name], "set by data.columns"
+        else:
+            kind, reason = infer_kind(head[name])
+            if chosen and kind == "ignore":
+                kind, reason = _plain_kind(head[name]), "listed in data.features"
+        plans.append(ColumnPlan(name, kind, reason))
+    keys = iter(input_keys([plan.name for plan in plans if plan.read]))
+    plans = [
+        ColumnPlan(plan.name, plan.kind, plan.reason, next(keys)) if plan.read else plan for plan in plans
+    ]
+    return TableLayout(plans)
+
+
+def infer_kind(values) -> tuple[str, str]:
+    """The kind of a column from its values (a pandas Series as read), and why, in a few words."""
+    import pandas as pd
+
+    present = values.dropna()
+    if present.empty:
+        return "ignore", "every cell is empty"
+    distinct = int(present.nunique())
+    if distinct == 1 and len(present) == len(values):
+        return "ignore", f"the same value in every row ({_shown(present.iloc[0])})"
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = present.to_numpy()
+        counts_rows = (
+            len(numbers) == len(values) >= MIN_ROWS_FOR_IDENTIFIER
+            and np.all(np.mod(numbers, 1) == 0)
+            and np.all(np.diff(numbers) == 1)
+        )
+        if counts_rows:
+            return "ignore", "counts the rows (an identifier)"
+        if distinct == len(values) >= MIN_ROWS_FOR_IDENTIFIER and IDENTIFIER_NAME.search(str(values.name)):
+            return "ignore", "an identifier (a different value in every row, and its name says so)"
+        return "numeric", "numbers"
+    words = float(present.astype(str).str.split().str.len().mean())
+    if words >= FREE_TEXT_WORDS and distinct > len(present) // 2:
+        return "text", f"free text ({words:.0f} words per value on average)"
+    if distinct == len(present) >= MIN_ROWS_FOR_IDENTIFIER:
+        return "ignore", "a different value in every row (an identifier)"
+    return "categorical", f"text with {distinct} distinct values"
+
+
+def _plain_kind(values) -> str:
+    import pandas as pd
+
+    return "numeric" if pd.api.types.is_numeric_dtype(values) else "categorical"
+
+
+def _shown(value) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 30 else text[:27] + "...")
+
+
+def input_keys(names: Sequence[str]) -> list[str]:
+    """A model input name for each column: ASCII letters, digits and underscores, not starting
+    with a digit, distinct (TensorFlow's signature arguments accept nothing else)."""
+    keys: list[str] = []
+    for name in names:
+        ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+        key = re.sub(r"[^A-Za-z0-9_]+", "_", ascii_name).strip("_") or "column"
+        if key[0].isdigit() or keyword.iskeyword(key):
+            key = f"c_{key}"
+        base, number = key, 2
+        while key in keys:
+            key, number = f"{base}_{number}", number + 1
+        keys.append(key)
+    return keys
+
+
+class TableRows:
+    """A chunk of table rows: the numeric columns as float32 (NaN where empty) and the categorical
+    columns as strings (MISSING_CATEGORY where empty), indexed together like one array."""
+
+    def __init__(self, numbers: np.ndarray, categories: np.ndarray) -> None:
+        self.numbers = numbers
+        self.categories = categories
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __getitem__(self, rows) -> TableRows:
+        return TableRows(self.numbers[rows], self.categories[rows])
+
+
+def table_rows(frame, layout: TableLayout) -> TableRows:
+    """The rows of a pandas DataFrame (numeric columns already numbers, categories read as text)."""
+    numeric = [column.name for column in layout.numeric]
+    categorical = [column.name for column in layout.categorical]
+    numbers = (
+        frame[numeric].to_numpy(np.float32, na_value=np.nan)
+        if numeric
+        else np.zeros((len(frame), 0), np.float32)
+    )
+    categories = (
+        frame[categorical].fillna(MISSING_CATEGORY).astype(str).to_numpy(object)
+        if categorical
+        else np.zeros((len(frame), 0), object)
+    )
+    return TableRows(numbers, categories)
+
+
+class CategoryCounts:
+    """Occurrences of each value of one column, bounded: past MAX_TRACKED_VALUES distinct values,
+    new ones are counted together in `untracked`."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.untracked = 0
+
+    def add(self, values: np.ndarray) -> None:
+        uniques, counts = np.unique(values, return_counts=True)
+        for value, count in zip(uniques.tolist(), counts.tolist(), strict=True):
+            if value in self.counts:
+                self.counts[value] += count
+            elif len(self.counts) < MAX_TRACKED_VALUES:
+                self.counts[value] = count
+            else:
+                self.untracked += count
+
+    def merge(self, other: CategoryCounts) -> None:
+        for value, count in other.counts.items():
+            if value in self.counts or len(self.counts) < MAX_TRACKED_VALUES:
+                self.counts[value] = self.counts.get(value, 0) + count
+            else:
+                self.untracked += count
+        self.untracked += other.untracked
+
+
+@dataclass
+class TableStatistics:
+    """What one pass over a split's rows learns: per numeric column the present cells' count,
+    mean and squared deviations (merged chunk by chunk) and empty cells; per categorical column
+    the values' counts."""
+
+    numeric_columns: int
+    categorical_columns: int
+    present: np.ndarray = field(init=False)
+    mean: np.ndarray = field(init=False)
+    m2: np.ndarray = field(init=False)
+    missing: np.ndarray = field(init=False)
+    categories: list[CategoryCounts] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.present = np.zeros(self.numeric_columns, np.int64)
+        self.mean = np.zeros(self.numeric_columns, np.float64)
+        self.m2 = np.zeros(self.numeric_columns, np.float64)
+        self.missing = np.zeros(self.numeric_columns, np.int64)
+        self.categories = [CategoryCounts() for _ in range(self.categorical_columns)]
+
+    def add(self, rows: TableRows) -> None:
+        numbers = rows.numbers.astype(np.float64)
+        empty = np.isnan(numbers)
+        count = (~empty).sum(axis=0)
+        self.missing += empty.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, np.nansum(numbers, axis=0) / np.maximum(count, 1), 0.0)
+            m2 = np.nansum((numbers - mean) ** 2, axis=0)
+        total = self.present + count
+        delta = mean - self.mean
+        safe_total = np.maximum(total, 1)
+        self.mean = self.mean + delta * count / safe_total
+        self.m2 = self.m2 + m2 + delta**2 * self.present * count / safe_total
+        self.present = total
+        for index, counter in enumerate(self.categories):
+            counter.add(rows.categories[:, index])
+
+    def merge(self, other: TableStatistics) -> None:
+        """Add another split's counts (for the schema; moments are the train split's own)."""
+        self.missing += other.missing
+        self.present += other.present
+        for mine, theirs in zip(self.categories, other.categories, strict=True):
+            mine.merge(theirs)
+
+
+def model_columns(layout: TableLayout, train: TableStatistics) -> tuple[TableColumn, ...]:
+    """The columns as the model's preprocessing reads them, learnt on the train split."""
+    columns = []
+    for index, plan in enumerate(layout.numeric):
+        present = int(train.present[index])
+        variance = float(train.m2[index] / present) if present else 0.0
+        columns.append(
+            TableColumn(
+                name=plan.name,
+                key=plan.key,
+                kind="numeric",
+                mean=float(train.mean[index]) if present else 0.0,
+                # A constant column keeps its values: dividing by a zero spread would blow up new ones.
+                variance=variance if variance > 0 else 1.0,
+                missing=bool(train.missing[index]),
+            )
+        )
+    for index, plan in enumerate(layout.categorical):
+        vocabulary, buckets = vocabulary_of(train.categories[index])
+        columns.append(
+            TableColumn(
+                name=plan.name, key=plan.key, kind="categorical", vocabulary=vocabulary, hash_buckets=buckets
+            )
+        )
+    return tuple(columns)
+
+
+def vocabulary_of(counter: CategoryCounts) -> tuple[tuple[str, ...], int]:
+    """The values that get an index of their own (at least MIN_CATEGORY_COUNT occurrences, the
+    MAX_VOCABULARY most frequent; ties in sorted order), and the hash buckets the others share:
+    one, or more when frequent values were cut by the cap (or never tracked)."""
+    by_count = sorted(counter.counts, key=lambda value: -counter.counts[value])
+    # At least one value of its own: a lookup needs a vocabulary (and all-rare values say little).
+    frequent = [value for value in by_count if counter.counts[value] >= MIN_CATEGORY_COUNT] or by_count[:1]
+    cut = len(frequent) - MAX_VOCABULARY + (1 if counter.untracked else 0)
+    buckets = 1 if cut <= 0 else min(MAX_HASH_BUCKETS, max(8, cut // 4))
+    return tuple(frequent[:MAX_VOCABULARY]), buckets
+
+
+def schema(layout: TableLayout, totals: TableStatistics, columns: tuple[TableColumn, ...]) -> list[dict]:
+    """One entry per column of the table (read or not), for the prepare run's `schema.json`:
+    kind and why, the model input, empty cells, distinct values and examples over every split;
+    what the model learnt of it on the train split."""
+    learnt = {column.name: column for column in columns}
+    numeric = {plan.name: index for index, plan in enumerate(layout.numeric)}
+    categorical = {plan.name: index for index, plan in enumerate(layout.categorical)}
+    entries = []
+    for plan in layout.columns:
+        entry: dict = {"column": plan.name, "kind": plan.kind, "why": plan.reason}
+        if plan.name in numeric:
+            index = numeric[plan.name]
+            column = learnt[plan.name]
+            entry |= {
+                "input": plan.key,
+                "missing": int(totals.missing[index]),
+                "train_mean": column.mean,
+                "train_std": float(np.sqrt(column.variance)),
+                "missing_indicator": column.missing,
+            }
+        elif plan.name in categorical:
+            counter = totals.categories[categorical[plan.name]]
+            column = learnt[plan.name]
+            distinct = len(counter.counts) - (MISSING_CATEGORY in counter.counts)
+            entry |= {
+                "input": plan.key,
+                "missing": counter.counts.get(MISSING_CATEGORY, 0),
+                "distinct": f"more than {distinct}" if counter.untracked else distinct,
+                "examples": [value for value in counter.counts if value != MISSING_CATEGORY][:EXAMPLES_SHOWN],
+                "vocabulary": len(column.vocabulary),
+                "hash_buckets": column.hash_buckets,
+            }
+        entries.append(entry)
+    return entries

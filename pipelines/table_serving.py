@@ -1,0 +1,112 @@
+"""The logged model of a table, as MLflow loads and serves it: raw rows in (a pandas DataFrame with
+the file's column names, empty cells and unseen categories included), one row of predictions out
+with the classes named as the data names them.
+
+MLflow logs this file itself ("models from code"): it imports nothing of deeparch, so a logged
+table model loads wherever keras, pandas and mlflow are installed; what it knows of the table
+(columns, classes, task) comes in its `model_config`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+PREDICTION_COLUMN = "prediction"
+
+
+def probability_column(class_name: str) -> str:
+    """The output column holding one class's probability."""
+    return f"probability({class_name})"
+
+
+class TableModel(mlflow.pyfunc.PythonModel):
+    """A table's Keras model behind MLflow's `predict(DataFrame)`: each column converted as the
+    prepared data stores it (numbers as float32, NaN where empty; categories as text, "" where
+    empty), then the predicted class (or value) and each class's probability."""
+
+    def load_context(self, context) -> None:
+        import keras
+
+        self.configure(context.model_config)
+        self.keras_model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
+
+    def configure(self, config: dict[str, Any], keras_model=None) -> TableModel:
+        """Set what the model knows of the table: `columns` (name, key, kind each), `class_names`, `task`."""
+        self.columns = config["columns"]
+        self.class_names = config["class_names"]
+        self.task = config["task"]
+        if keras_model is not None:
+            self.keras_model = keras_model
+        return self
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """Predictions for raw rows (a DataFrame, or anything `pandas.DataFrame` takes)."""
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        inputs = self.model_inputs(frame)
+        outputs = np.asarray(self.keras_model.predict(inputs, batch_size=1024, verbose=0))
+        if self.task != "classification":
+            return pd.DataFrame({PREDICTION_COLUMN: outputs.reshape(len(frame), -1)[:, 0]}, index=frame.index)
+        predicted = [self.class_names[index] for index in outputs.argmax(axis=-1)]
+        columns = {PREDICTION_COLUMN: predicted}
+        columns |= {
+            probability_column(name): outputs[:, index] for index, name in enumerate(self.class_names)
+        }
+        return pd.DataFrame(columns, index=frame.index)
+
+    def model_inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each column of raw rows as the model input it feeds; a column that is missing, or a
+        number column holding text, is refused naming it."""
+        absent = [column["name"] for column in self.columns if column["name"] not in frame.columns]
+        if absent:
+            raise ValueError(
+                f"the rows have no column {', '.join(map(repr, absent))}; "
+                f"expected: {', '.join(column['name'] for column in self.columns)}"
+            )
+        inputs = {}
+        for column in self.columns:
+            values = frame[column["name"]]
+            if column["kind"] == "numeric":
+                inputs[column["key"]] = _numbers(values, column["name"])
+            else:
+                inputs[column["key"]] = np.array([_category(value) for value in values], dtype=object)
+        return inputs
+
+    def input_schema_example(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame`'s columns typed as the signature should list them: numbers as floats, categories
+        as text (whatever the example's own cells are)."""
+        typed = {}
+        for column in self.columns:
+            values = frame[column["name"]]
+            typed[column["name"]] = (
+                _numbers(values, column["name"]).astype(np.float64)
+                if column["kind"] == "numeric"
+                else values.map(_category).astype(object)
+            )
+        return pd.DataFrame(typed)
+
+
+def _numbers(values: pd.Series, name: str) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")
+    if bad.any():
+        raise ValueError(
+            f"column {name!r} holds {values[bad].iloc[0]!r}; expected: a number or an empty cell"
+        )
+    return numbers.to_numpy(np.float32, na_value=np.nan)
+
+
+def _category(value) -> str:
+    """A cell as the category text the prepared data holds ("" where empty; 3, not 3.0)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+mlflow.models.set_model(TableModel())

@@ -1,0 +1,312 @@
+"""Real tables through `mlp-tabular`: column kinds inferred and overridden, columns left out said so,
+empty cells and unseen categories in training and at predict time, labels written any way, raw
+rows in and class names out of the logged model, the SavedModel and a served model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import tracking
+from pipelines.config import DataConfig
+from pipelines.data import load_dataset
+
+from .conftest import SharedRun, all_runs, assert_each_refused_before_any_run, run_cli, shared_store
+
+LABELS = ("<=50K", ">50K", "mid range, €/yr")
+QUICK = ["train.epochs=3", "train.batch_size=32"]
+
+
+def _people_csv(path: Path, rows: int = 400, seed: int = 0) -> Path:
+    """A census-like table: a row counter, numbers with empty cells, text categories with empty
+    cells and many values, a constant column, free text, and labels with `<`, `>`, `=`, a comma,
+    a slash, spaces and a euro sign that depend on the columns."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, rows).astype(float)
+    hours = rng.normal(40, 10, rows)
+    job = rng.choice(["clerk", "chef", "pilot", "nurse"], rows)
+    city = rng.choice([f"city {index}" for index in range(30)], rows)
+    score = (age - 45) / 15 + (hours - 40) / 10 + np.where(job == "pilot", 2.0, 0.0) - (job == "clerk")
+    label = np.where(score > 1.0, LABELS[1], np.where(score < -1.0, LABELS[0], LABELS[2]))
+    age[rng.random(rows) < 0.1] = np.nan
+    job = np.where(rng.random(rows) < 0.1, None, job)
+    notes = [f"free text note number {index} about this person" for index in range(rows)]
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(1, rows + 1),
+            "age": age,
+            "hours per week": hours,
+            "job": job,
+            "city": city,
+            "country": "Freedonia",
+            "notes": notes,
+            "income": label,
+            "price": 1000 * age + np.where(job == "pilot", 20000, 0) + rng.normal(0, 500, rows),
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory) -> Iterator[SharedRun]:
+    """mlp-tabular on the census-like table, classifying `income`: one run several tests read."""
+    folder = tmp_path_factory.mktemp("people")
+    path = _people_csv(folder / "people.csv")
+    overrides = [f"data.path={path}", "data.target=income", "data.columns={price: ignore}", *QUICK]
+    with shared_store(folder / "store") as uri:
+        yield SharedRun(
+            uri, *run_cli("run", "-e", "mlp-tabular", *overrides, "--out", str(folder / "served"))
+        )
+
+
+def _runs_by_stage(uri: str) -> dict[str, mlflow.entities.Run]:
+    return {run.data.tags["stage"]: run for run in all_runs(uri)}
+
+
+def _artifact_json(uri: str, run, path: str):
+    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=path, tracking_uri=uri)
+    return json.loads(Path(local).read_text())
+
+
+def _unseen_rows() -> pd.DataFrame:
+    """Raw rows as a user sends them: empty cells, a category never seen, integers for numbers."""
+    return pd.DataFrame(
+        {
+            "age": [70, None, 30, 45],
+            "hours per week": [60.0, 40.0, 20.0, None],
+            "job": ["pilot", None, "astronaut", "chef"],
+            "city": ["city 3", "city 99", None, "city 1"],
+        }
+    )
+
+
+def test_kinds_are_inferred_and_columns_left_out_are_announced_with_why(people):
+    assert people.status == 0, people.error
+    prepare = _runs_by_stage(people.uri)["prepare"]
+    schema = {
+        entry["column"]: entry for entry in _artifact_json(people.uri, prepare, "schema.json")["columns"]
+    }
+    kinds = {name: entry["kind"] for name, entry in schema.items()}
+    assert kinds == {
+        "id": "ignore",
+        "age": "numeric",
+        "hours per week": "numeric",
+        "job": "categorical",
+        "city": "categorical",
+        "country": "ignore",
+        "notes": "text",
+        "price": "ignore",
+    }
+    assert schema["price"]["why"] == "set by data.columns"
+    assert schema["age"]["missing"] > 0 and schema["age"]["missing_indicator"]
+    assert schema["job"]["missing"] > 0 and set(schema["job"]["examples"]) == {
+        "clerk",
+        "chef",
+        "pilot",
+        "nurse",
+    }
+    assert schema["hours per week"]["input"] == "hours_per_week", "model inputs are valid TensorFlow names"
+    announced = [line for line in people.output.splitlines() if "is not read" in line]
+    assert len(announced) == 4, announced
+    assert any("'id' is not read: counts the rows (an identifier)" in line for line in announced)
+    assert any(
+        "'country' is not read: the same value in every row ('Freedonia')" in line for line in announced
+    )
+    assert any("'notes' is not read: free text" in line for line in announced)
+    assert prepare.data.params["dataset.features"] == "['age', 'hours per week', 'job', 'city']"
+
+
+def test_labels_written_any_way_keep_their_text_and_get_safe_mlflow_names(people):
+    assert people.status == 0, people.error
+    runs = _runs_by_stage(people.uri)
+    counts = {name for name in runs["prepare"].data.metrics if name.startswith("class_count.train.")}
+    assert counts == {
+        "class_count.train.le50K",
+        "class_count.train.gt50K",
+        "class_count.train.mid range_ __yr",
+    }
+    assert set(_artifact_json(people.uri, runs["prepare"], "class_counts.json")["train"]) == set(LABELS)
+    confusion = _artifact_json(people.uri, runs["evaluate"], "confusion_matrix.json")
+    assert confusion["classes"] == sorted(LABELS)
+    per_class = _artifact_json(people.uri, runs["evaluate"], "per_class.json")
+    assert sorted(per_class["data"][index][0] for index in range(3)) == sorted(LABELS)
+
+
+def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(people):
+    assert people.status == 0, people.error
+    model_uri = _runs_by_stage(people.uri)["train"].data.tags["model_uri"]
+    signature = mlflow.models.get_model_info(model_uri).signature
+    inputs = {spec.name: spec.type.name for spec in signature.inputs.inputs}
+    assert inputs == {"age": "double", "hours per week": "double", "job": "string", "city": "string"}
+    predicted = mlflow.pyfunc.load_model(model_uri).predict(_unseen_rows())
+    assert list(predicted.columns) == ["prediction", *(f"probability({name})" for name in sorted(LABELS))]
+    assert set(predicted["prediction"]) <= set(LABELS)
+    probabilities = predicted.drop(columns="prediction").to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.isfinite(probabilities).all(), "an empty cell or an unseen category is not an error"
+
+
+def test_saved_model_takes_one_named_tensor_per_column_and_matches_keras_on_raw_rows(people, tmp_path):
+    import tensorflow as tf
+
+    assert people.status == 0, people.error
+    runs = _runs_by_stage(people.uri)
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+    serve = tf.saved_model.load(runs["export"].data.tags["export_path"]).signatures["serving_default"]
+    assert set(serve.structured_input_signature[1]) == {"age", "hours_per_week", "job", "city"}
+    rows = _unseen_rows()
+    tensors = {
+        "age": tf.constant(rows["age"].to_numpy(np.float32)),
+        "hours_per_week": tf.constant(rows["hours per week"].to_numpy(np.float32)),
+        "job": tf.constant(rows["job"].fillna("").to_numpy(str)),
+        "city": tf.constant(rows["city"].fillna("").to_numpy(str)),
+    }
+    (served,) = serve(**tensors).values()
+    keras_model = tracking.load_keras_model(runs["train"].data.tags["model_uri"])
+    expected = keras_model({key: tensor.numpy() for key, tensor in tensors.items()})
+    np.testing.assert_allclose(served.numpy(), np.asarray(expected), atol=1e-5)
+    logged = mlflow.pyfunc.load_model(runs["train"].data.tags["model_uri"]).predict(rows)
+    np.testing.assert_allclose(logged.drop(columns="prediction").to_numpy(), served.numpy(), atol=1e-5)
+
+
+def test_column_kinds_can_be_set_and_integers_read_as_categories(tmp_path):
+    path = tmp_path / "homes.csv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame(
+        {
+            "zip": rng.choice([2134, 2139, 10001], 60),
+            "rooms": rng.integers(1, 6, 60),
+            "value": rng.normal(0, 1, 60),
+        }
+    ).to_csv(path, index=False)
+    config = DataConfig(
+        source="csv", path=str(path), target="value", columns={"zip": "categorical", "rooms": "ignore"}
+    )
+    dataset = load_dataset(config, tmp_path / "store")
+    (zip_code,) = dataset.spec.columns
+    assert (zip_code.name, zip_code.kind) == ("zip", "categorical")
+    assert set(zip_code.vocabulary) == {"2134", "2139", "10001"}
+    schema = {entry["column"]: entry for entry in dataset.table_schema}
+    assert schema["rooms"] == {"column": "rooms", "kind": "ignore", "why": "set by data.columns"}
+    assert dataset.spec.task == "regression"
+
+
+def test_regression_with_a_text_column_runs_end_to_end(store, cli, tmp_path):
+    path = _people_csv(tmp_path / "prices.csv", rows=200)
+    status, output, error = cli(
+        "run",
+        "-e",
+        "mlp-tabular",
+        f"data.path={path}",
+        "data.target=price",
+        "data.columns.income=categorical",
+        *QUICK,
+    )
+    assert status == 0, error
+    runs = _runs_by_stage(store)
+    assert runs["prepare"].data.params["dataset.task"] == "regression"
+    assert "job" in runs["prepare"].data.params["dataset.features"]
+    assert {"test_rmse", "test_mae"} <= set(runs["evaluate"].data.metrics)
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+    predicted = mlflow.pyfunc.load_model(runs["train"].data.tags["model_uri"]).predict(
+        _unseen_rows().assign(income=["<=50K", None, "new", ">50K"])
+    )
+    assert list(predicted.columns) == ["prediction"] and np.isfinite(predicted["prediction"]).all()
+
+
+def test_rows_with_an_empty_target_are_left_out_and_said_so(tmp_path):
+    path = _people_csv(tmp_path / "people.csv", rows=100)
+    frame = pd.read_csv(path)
+    frame.loc[[3, 50], "income"] = None
+    frame.to_csv(path, index=False)
+    dataset = load_dataset(DataConfig(source="csv", path=str(path), target="income"), tmp_path / "store")
+    assert sum(dataset.sizes().values()) == 98
+    assert dataset.notes == [
+        "left out 2 of 100 rows whose target 'income' is empty (the first is data row 4)"
+    ]
+
+
+def test_patience_stops_training_and_restores_the_best_epoch(store, cli, tmp_path):
+    path = _people_csv(tmp_path / "people.csv", rows=200)
+    status, output, error = cli(
+        "run",
+        "-e",
+        "mlp-tabular",
+        f"data.path={path}",
+        "data.target=income",
+        "train.epochs=200",
+        "train.patience=2",
+        "train.learning_rate=0.05",
+        "train.batch_size=32",
+    )
+    assert status == 0, error
+    train = _runs_by_stage(store)["train"]
+    stopped = int(train.data.tags["early_stopped_epoch"])
+    assert stopped < 200 and "stopped_epoch" not in train.data.tags, "a patient stop is the config's result"
+    history = mlflow.MlflowClient(store).get_metric_history(train.info.run_id, "val_loss")
+    assert len(history) == stopped
+    best = min(history, key=lambda metric: metric.value)
+    assert train.data.metrics["best_epoch"] == best.step
+    assert stopped - best.step == 2, "two epochs without a better val_loss, then it stops"
+    assert f"train.patience: stopped after epoch {stopped} of at most 200" in output
+
+
+def _all_empty_target(tmp: Path) -> Path:
+    path = _people_csv(tmp / "people.csv", rows=30)
+    pd.read_csv(path).assign(income=None).to_csv(path, index=False)
+    return path
+
+
+def _nothing_to_read(tmp: Path) -> Path:
+    path = tmp / "ids.csv"
+    pd.DataFrame({"id": np.arange(1, 41), "same": "x", "label": ["a", "b"] * 20}).to_csv(path, index=False)
+    return path
+
+
+def _numbers_csv(tmp: Path) -> Path:
+    path = tmp / "numbers.csv"
+    pd.DataFrame({"x": np.linspace(0, 1, 30), "label": ["a", "b", "c"] * 10}).to_csv(path, index=False)
+    return path
+
+
+BAD_TABLES = {
+    "target empty in every row": (
+        lambda tmp: [f"data.path={_all_empty_target(tmp)}", "data.target=income"],
+        ["data.target", "'income'", "empty in every row"],
+    ),
+    "no usable feature": (
+        lambda tmp: [f"data.path={_nothing_to_read(tmp)}", "data.target=label"],
+        ["data.columns", "no column to read", "id: counts the rows", "same: the same value in every row"],
+    ),
+    "a column that is not in the file": (
+        lambda tmp: [
+            f"data.path={_people_csv(tmp / 'p.csv', rows=30)}",
+            "data.target=income",
+            "data.columns.zipcode=categorical",
+        ],
+        ["data.columns", "'zipcode' is not a column", "allowed: id, age"],
+    ),
+    "an unknown kind": (
+        lambda tmp: [
+            f"data.path={_people_csv(tmp / 'p.csv', rows=30)}",
+            "data.target=income",
+            "data.columns.age=date",
+        ],
+        ["data.columns.age", "'date'", "numeric", "categorical"],
+    ),
+    "a table for a model that reads sequences": (
+        lambda tmp: [f"data.path={_numbers_csv(tmp)}", "data.target=label", "model.architecture=cnn"],
+        ["model.architecture", "'cnn' cannot read the table", "allowed for tables: mlp"],
+    ),
+}
+
+
+def test_each_bad_table_exits_2_naming_the_column_before_any_run(store, cli, tmp_path):
+    assert_each_refused_before_any_run(store, cli, tmp_path, "mlp-tabular", BAD_TABLES, QUICK)
