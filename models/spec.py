@@ -16,6 +16,9 @@ class TableColumn:
     a category's vocabulary, most frequent first, and how many hash buckets share the values
     outside it (an unseen value is never an error: it lands in a bucket).
 
+    A number also has the quantiles of its train values (`bin_edges`), for a piecewise-linear
+    encoding that is robust to outliers and lets a linear layer bend.
+
     `name` is the column's header as the user wrote it; `key` names the model input (and the
     SavedModel's signature argument) that reads it: letters, digits and underscores.
     """
@@ -28,6 +31,8 @@ class TableColumn:
     missing: bool = False
     vocabulary: tuple[str, ...] = ()
     hash_buckets: int = 1
+    # A number's quantiles on the train split, ascending and distinct: the edges of its bins.
+    bin_edges: tuple[float, ...] = ()
 
     @property
     def cardinality(self) -> int:
@@ -75,7 +80,13 @@ class DataSpec:
             if fields.get(key) is not None:
                 fields[key] = tuple(fields[key])
         fields["columns"] = tuple(
-            TableColumn(**{**column, "vocabulary": tuple(column.get("vocabulary", ()))})
+            TableColumn(
+                **{
+                    **column,
+                    "vocabulary": tuple(column.get("vocabulary", ())),
+                    "bin_edges": tuple(column.get("bin_edges", ())),
+                }
+            )
             for column in fields.get("columns") or ()
         )
         return cls(**fields)

@@ -1,8 +1,9 @@
 """Tables: raw column values in, one feature vector out, with the preprocessing inside the model.
 
 Each column is a named input (`DataSpec.columns`): a number (NaN where empty) is imputed with the
-train split's mean, standardised, and joined by a missing indicator when the train split had empty
-cells in it; a category (a string, "" where empty) is looked up in its vocabulary, a value outside
+train split's mean, standardised and compressed far from the mean (asinh), encoded piecewise-linearly
+in bins at the train split's quantiles, and joined by a missing indicator when the train split had
+empty cells in it; a category (a string, "" where empty) is looked up in its vocabulary, a value outside
 it hashed into the out-of-vocabulary buckets (never an error), then one-hot encoded when it has few
 values and embedded otherwise. So a model, its logged copy and its SavedModel take raw rows.
 """
@@ -30,8 +31,8 @@ def table_inputs(spec: DataSpec) -> dict[str, keras.KerasTensor]:
 
 
 def encoded_table(inputs: dict[str, keras.KerasTensor], spec: DataSpec) -> keras.KerasTensor:
-    """The columns as one vector: standardised numbers with missing indicators, then each
-    category's one-hot code or embedding."""
+    """The columns as one vector: the numbers standardised (asinh-compressed), in their bins and
+    with missing indicators, then each category's one-hot code or embedding."""
     numeric = [column for column in spec.columns if column.kind == "numeric"]
     parts = []
     if numeric:
@@ -39,13 +40,17 @@ def encoded_table(inputs: dict[str, keras.KerasTensor], spec: DataSpec) -> keras
         empty = keras.ops.isnan(numbers)
         means = keras.ops.convert_to_tensor([column.mean for column in numeric], dtype="float32")
         imputed = keras.ops.where(empty, means, numbers)
-        parts.append(
-            keras.layers.Normalization(
-                mean=[column.mean for column in numeric],
-                variance=[column.variance for column in numeric],
-                name="numeric_normalization",
-            )(imputed)
-        )
+        standardised = keras.layers.Normalization(
+            mean=[column.mean for column in numeric],
+            variance=[column.variance for column in numeric],
+            name="numeric_normalization",
+        )(imputed)
+        # asinh: the identity near the mean, logarithmic far from it, so that an outlier (a house
+        # ten deviations larger than most) does not swing a linear layer's output.
+        parts.append(keras.ops.arcsinh(standardised))
+        binned = _piecewise_linear(imputed, numeric)
+        if binned is not None:
+            parts.append(binned)
         flagged = [index for index, column in enumerate(numeric) if column.missing]
         if flagged:
             parts.append(keras.ops.cast(keras.ops.take(empty, flagged, axis=1), "float32"))
@@ -55,6 +60,24 @@ def encoded_table(inputs: dict[str, keras.KerasTensor], spec: DataSpec) -> keras
     if len(parts) == 1:
         return parts[0]
     return keras.layers.Concatenate(name="table_features")(parts)
+
+
+def _piecewise_linear(numbers: keras.KerasTensor, columns: list[TableColumn]) -> keras.KerasTensor | None:
+    """Each number's position in each of its bins (0 below, 1 above, linear within): the
+    piecewise-linear encoding of Gorishniy et al. (2022), bins at the train split's quantiles."""
+    index, left, width = [], [], []
+    for position, column in enumerate(columns):
+        edges = column.bin_edges
+        for low, high in zip(edges[:-1], edges[1:], strict=True):
+            index.append(position)
+            left.append(low)
+            width.append(high - low)
+    if not index:
+        return None
+    chosen = keras.ops.take(numbers, index, axis=1)
+    left = keras.ops.convert_to_tensor(left, dtype="float32")
+    width = keras.ops.convert_to_tensor(width, dtype="float32")
+    return keras.ops.clip((chosen - left) / width, 0.0, 1.0)
 
 
 def _encoded_category(values: keras.KerasTensor, column: TableColumn) -> keras.KerasTensor:

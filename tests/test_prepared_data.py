@@ -102,6 +102,7 @@ def test_csv_read_in_small_chunks_gives_the_same_prepared_data(tmp_path, monkeyp
             theirs.missing,
         )
         np.testing.assert_allclose([mine.mean, mine.variance], [theirs.mean, theirs.variance], rtol=1e-12)
+        assert mine.bin_edges == theirs.bin_edges, "the quantile sample does not depend on chunking"
     train = chunked.arrays("train").x
     a, b, colour = chunked.spec.columns
     assert (a.kind, b.kind, colour.kind) == ("numeric", "numeric", "categorical")
@@ -109,6 +110,8 @@ def test_csv_read_in_small_chunks_gives_the_same_prepared_data(tmp_path, monkeyp
     a_train = train["a"]
     np.testing.assert_allclose([a.mean, a.variance], [np.nanmean(a_train), np.nanvar(a_train)], rtol=1e-5)
     np.testing.assert_allclose([b.mean, b.variance], [train["b"].mean(), train["b"].var()], rtol=1e-5)
+    assert len(b.bin_edges) == 17 and b.bin_edges[0] == np.float32(train["b"].min())
+    np.testing.assert_allclose(b.bin_edges[8], np.median(train["b"]), rtol=1e-6)
     values, counts = np.unique(train["colour"], return_counts=True)
     assert set(colour.vocabulary) == set(values[counts >= 2]), "values seen twice get their own index"
     assert "" in colour.vocabulary, "an empty cell is a category of its own"

@@ -176,6 +176,33 @@ def test_saved_model_takes_one_named_tensor_per_column_and_matches_keras_on_raw_
     np.testing.assert_allclose(logged.drop(columns="prediction").to_numpy(), served.numpy(), atol=1e-5)
 
 
+def test_encoding_imputes_compresses_bins_flags_and_looks_up_as_documented():
+    import keras
+
+    from models.spec import DataSpec, TableColumn
+    from models.tabular import encoded_table, table_inputs
+
+    number = TableColumn(
+        "x", "x", "numeric", mean=2.0, variance=4.0, missing=True, bin_edges=(0.0, 1.0, 3.0, 7.0)
+    )
+    category = TableColumn("c", "c", "categorical", vocabulary=("a", ""))
+    spec = DataSpec(input_shape=(2,), columns=(number, category))
+    inputs = table_inputs(spec)
+    encode = keras.Model(inputs, encoded_table(inputs, spec))
+    encoded = np.asarray(
+        encode(
+            {"x": np.array([2.0, np.nan, 100.0], np.float32), "c": np.array(["a", "", "never seen"], object)}
+        )
+    )
+    # asinh of the standardised value, its three bins, the missing indicator, then out-of-vocabulary, a, "".
+    expected = [
+        [0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 1.0, 0.0],  # 2 is the mean, halfway through the bin [1, 3)
+        [0.0, 1.0, 0.5, 0.0, 1.0, 0.0, 0.0, 1.0],  # empty: imputed with the mean, flagged; "" a category
+        [np.arcsinh(49.0), 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0],  # far above every bin; an unseen value
+    ]
+    np.testing.assert_allclose(encoded, expected, rtol=1e-6, atol=1e-6)
+
+
 def test_column_kinds_can_be_set_and_integers_read_as_categories(tmp_path):
     path = tmp_path / "homes.csv"
     rng = np.random.default_rng(0)
@@ -310,3 +337,61 @@ BAD_TABLES = {
 
 def test_each_bad_table_exits_2_naming_the_column_before_any_run(store, cli, tmp_path):
     assert_each_refused_before_any_run(store, cli, tmp_path, "mlp-tabular", BAD_TABLES, QUICK)
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_dataframe_records_and_split_with_class_names(people):
+    """A real `mlflow models serve` on 127.0.0.1 (about 20 s to start) answers raw rows."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    assert people.status == 0, people.error
+    model_uri = _runs_by_stage(people.uri)["train"].data.tags["model_uri"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": people.uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    command = [f"{bin_dir}/mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    server = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ask(body: dict) -> list[dict]:
+        request = urllib.request.Request(
+            f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        return json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"]
+
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the model server did not start"
+                time.sleep(0.5)
+        rows = _unseen_rows().astype(object).where(_unseen_rows().notna(), None)
+        records = ask({"dataframe_records": rows.to_dict(orient="records")})
+        split = ask({"dataframe_split": rows.to_dict(orient="split") | {"index": None}})
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    expected = mlflow.pyfunc.load_model(model_uri).predict(_unseen_rows())
+    for answer in (records, split):
+        assert [row["prediction"] for row in answer] == expected["prediction"].tolist()
+        assert set(answer[0]) == {"prediction", *(f"probability({name})" for name in LABELS)}
+        np.testing.assert_allclose(
+            [row["probability(>50K)"] for row in answer], expected["probability(>50K)"], atol=1e-5
+        )

@@ -103,7 +103,7 @@ def assign_splits(
     codes = np.full(total, TRAIN, dtype=np.int8)
     if test_fraction is not None:
         count = min(total - 2, max(1, round(test_fraction * total)))
-        codes[_smallest(_position_hash(np.arange(total, dtype=np.uint64), seed + 1), count)] = TEST
+        codes[_smallest(position_hash(np.arange(total, dtype=np.uint64), seed + 1), count)] = TEST
     if validation_fraction is not None:
         codes = carve_validation(codes, validation_fraction, seed)
     return codes
@@ -115,7 +115,7 @@ def carve_validation(codes: np.ndarray, fraction: float, seed: int = VALIDATION_
     train = np.flatnonzero(codes == TRAIN)
     count = min(len(train) - 1, max(1, round(fraction * len(train))))
     codes = codes.copy()
-    codes[train[_smallest(_position_hash(train.astype(np.uint64), seed), count)]] = VALIDATION
+    codes[train[_smallest(position_hash(train.astype(np.uint64), seed), count)]] = VALIDATION
     return codes
 
 
@@ -126,7 +126,7 @@ def _smallest(hashes: np.ndarray, count: int) -> np.ndarray:
     return np.argpartition(hashes, count - 1)[:count]
 
 
-def _position_hash(positions: np.ndarray, seed: int) -> np.ndarray:
+def position_hash(positions: np.ndarray, seed: int) -> np.ndarray:
     """SplitMix64 of position + seed: a bijection on 64-bit integers, so no two positions tie."""
     with np.errstate(over="ignore"):
         z = positions + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from models.spec import TableColumn
+from pipelines.data.source import position_hash
 
 COLUMN_KINDS = ("numeric", "categorical", "text", "ignore")
 # What a missing category is stored (and served) as: a category of its own.
@@ -38,6 +39,10 @@ MIN_ROWS_FOR_IDENTIFIER = 20
 IDENTIFIER_NAME = re.compile(r"^(?i:id)$|_(?i:id)$|[a-z](Id|ID)$|^(?i:index|rownames|row|Unnamed: \d+)$")
 FREE_TEXT_WORDS = 4  # mean words per value from which a column reads as free text
 EXAMPLES_SHOWN = 5
+# A number's bins: quantiles of a sample of its train values (models.tabular encodes it in them).
+NUMBER_BINS = 16
+SAMPLE_SIZE = 20_000
+SAMPLE_SEED = 97
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,35 @@ def table_rows(frame, layout: TableLayout) -> TableRows:
     return TableRows(numbers, categories)
 
 
+class NumberSample:
+    """A uniform sample of one numeric column's present values, at most SAMPLE_SIZE of them: those
+    of the rows whose position hashes smallest, so that it does not depend on how the rows were
+    chunked."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, np.uint64)
+        self.values = np.zeros(0, np.float64)
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        if len(self.keys) >= SAMPLE_SIZE:
+            smaller = keys < self.keys.max()  # only rows that would enter the sample
+            keys, values = keys[smaller], values[smaller]
+        keys, values = np.concatenate([self.keys, keys]), np.concatenate([self.values, values])
+        if len(keys) > SAMPLE_SIZE:
+            kept = np.argpartition(keys, SAMPLE_SIZE - 1)[:SAMPLE_SIZE]
+            keys, values = keys[kept], values[kept]
+        self.keys, self.values = keys, values
+
+    def bin_edges(self, bins: int) -> tuple[float, ...]:
+        """The `bins` + 1 quantiles of the sample, ties merged: fewer for a column of few values,
+        none for a constant one."""
+        if not len(self.values):
+            return ()
+        # Distinct as float32, which the model computes in: no bin of zero width.
+        edges = np.unique(np.quantile(self.values, np.linspace(0.0, 1.0, bins + 1)).astype(np.float32))
+        return tuple(float(edge) for edge in edges) if len(edges) > 1 else ()
+
+
 class CategoryCounts:
     """Occurrences of each value of one column, bounded: past MAX_TRACKED_VALUES distinct values,
     new ones are counted together in `untracked`."""
@@ -234,8 +268,11 @@ class TableStatistics:
     m2: np.ndarray = field(init=False)
     missing: np.ndarray = field(init=False)
     categories: list[CategoryCounts] = field(init=False)
+    samples: list[NumberSample] = field(init=False)
+    rows: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
+        self.samples = [NumberSample() for _ in range(self.numeric_columns)]
         self.present = np.zeros(self.numeric_columns, np.int64)
         self.mean = np.zeros(self.numeric_columns, np.float64)
         self.m2 = np.zeros(self.numeric_columns, np.float64)
@@ -256,6 +293,11 @@ class TableStatistics:
         self.mean = self.mean + delta * count / safe_total
         self.m2 = self.m2 + m2 + delta**2 * self.present * count / safe_total
         self.present = total
+        keys = position_hash(np.arange(self.rows, self.rows + len(rows), dtype=np.uint64), SAMPLE_SEED)
+        self.rows += len(rows)
+        for index, sample in enumerate(self.samples):
+            present = ~empty[:, index]
+            sample.add(keys[present], numbers[present, index])
         for index, counter in enumerate(self.categories):
             counter.add(rows.categories[:, index])
 
@@ -282,6 +324,7 @@ def model_columns(layout: TableLayout, train: TableStatistics) -> tuple[TableCol
                 # A constant column keeps its values: dividing by a zero spread would blow up new ones.
                 variance=variance if variance > 0 else 1.0,
                 missing=bool(train.missing[index]),
+                bin_edges=train.samples[index].bin_edges(NUMBER_BINS),
             )
         )
     for index, plan in enumerate(layout.categorical):
@@ -325,6 +368,7 @@ def schema(layout: TableLayout, totals: TableStatistics, columns: tuple[TableCol
                 "train_mean": column.mean,
                 "train_std": float(np.sqrt(column.variance)),
                 "missing_indicator": column.missing,
+                "bins": max(0, len(column.bin_edges) - 1),
             }
         elif plan.name in categorical:
             counter = totals.categories[categorical[plan.name]]
