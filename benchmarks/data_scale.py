@@ -17,7 +17,7 @@ targets: peak <= 2.5 GB at every size and within 1.15x between the smallest and 
 prepare <= 1.5x one plain read pass; a train epoch <= 1.1x plain Keras. A CSV part then trains
 `mlp-tabular` for one epoch on a generated table of 5 million rows: 20 numeric columns (one with
 empty cells), three text categories (8 values with empty cells, 2,000 values, and 100,000 values,
-past the vocabulary cap) and a label (about 1.3 GB), and reports its peak memory.
+past the vocabulary cap) and a label (about 0.9 GB), and reports its peak memory.
 
     .venv/bin/python benchmarks/data_scale.py                          # all sizes and the CSV
     .venv/bin/python benchmarks/data_scale.py --workdir /data/scale   # keep the generated data

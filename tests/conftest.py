@@ -52,6 +52,7 @@ SLOWEST_MODULES_FIRST = (
     "test_sweep",
     "test_pipeline",
     "test_own_data",
+    "test_tables",
     "test_prepared_data",
     "test_text",
     "test_registry",

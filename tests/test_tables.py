@@ -66,6 +66,25 @@ def people(tmp_path_factory) -> Iterator[SharedRun]:
         )
 
 
+@pytest.fixture(scope="module")
+def prices(tmp_path_factory) -> Iterator[SharedRun]:
+    """mlp-tabular predicting the census-like table's `price` (a text column among the inputs), with
+    a patience of 2 epochs at a high learning rate so that it stops early: one run, two tests."""
+    folder = tmp_path_factory.mktemp("prices")
+    path = _people_csv(folder / "prices.csv", rows=200)
+    overrides = [
+        f"data.path={path}",
+        "data.target=price",
+        "data.columns.income=categorical",
+        "train.epochs=200",
+        "train.patience=2",
+        "train.learning_rate=0.05",
+        "train.batch_size=32",
+    ]
+    with shared_store(folder / "store") as uri:
+        yield SharedRun(uri, *run_cli("run", "-e", "mlp-tabular", *overrides))
+
+
 def _runs_by_stage(uri: str) -> dict[str, mlflow.entities.Run]:
     return {run.data.tags["stage"]: run for run in all_runs(uri)}
 
@@ -225,19 +244,9 @@ def test_column_kinds_can_be_set_and_integers_read_as_categories(tmp_path):
     assert dataset.spec.task == "regression"
 
 
-def test_regression_with_a_text_column_runs_end_to_end(store, cli, tmp_path):
-    path = _people_csv(tmp_path / "prices.csv", rows=200)
-    status, output, error = cli(
-        "run",
-        "-e",
-        "mlp-tabular",
-        f"data.path={path}",
-        "data.target=price",
-        "data.columns.income=categorical",
-        *QUICK,
-    )
-    assert status == 0, error
-    runs = _runs_by_stage(store)
+def test_regression_with_a_text_column_runs_end_to_end(prices):
+    assert prices.status == 0, prices.error
+    runs = _runs_by_stage(prices.uri)
     assert runs["prepare"].data.params["dataset.task"] == "regression"
     assert "job" in runs["prepare"].data.params["dataset.features"]
     assert {"test_rmse", "test_mae"} <= set(runs["evaluate"].data.metrics)
@@ -246,6 +255,19 @@ def test_regression_with_a_text_column_runs_end_to_end(store, cli, tmp_path):
         _unseen_rows().assign(income=["<=50K", None, "new", ">50K"])
     )
     assert list(predicted.columns) == ["prediction"] and np.isfinite(predicted["prediction"]).all()
+
+
+def test_patience_stops_training_and_restores_the_best_epoch(prices):
+    assert prices.status == 0, prices.error
+    train = _runs_by_stage(prices.uri)["train"]
+    stopped = int(train.data.tags["early_stopped_epoch"])
+    assert stopped < 200 and "stopped_epoch" not in train.data.tags, "a patient stop is the config's result"
+    history = mlflow.MlflowClient(prices.uri).get_metric_history(train.info.run_id, "val_loss")
+    assert len(history) == stopped
+    best = min(history, key=lambda metric: metric.value)
+    assert train.data.metrics["best_epoch"] == best.step
+    assert stopped - best.step == 2, "two epochs without a better val_loss, then it stops"
+    assert f"train.patience: stopped after epoch {stopped} of at most 200" in prices.output
 
 
 def test_rows_with_an_empty_target_are_left_out_and_said_so(tmp_path):
@@ -258,31 +280,6 @@ def test_rows_with_an_empty_target_are_left_out_and_said_so(tmp_path):
     assert dataset.notes == [
         "left out 2 of 100 rows whose target 'income' is empty (the first is data row 4)"
     ]
-
-
-def test_patience_stops_training_and_restores_the_best_epoch(store, cli, tmp_path):
-    path = _people_csv(tmp_path / "people.csv", rows=200)
-    status, output, error = cli(
-        "run",
-        "-e",
-        "mlp-tabular",
-        f"data.path={path}",
-        "data.target=income",
-        "train.epochs=200",
-        "train.patience=2",
-        "train.learning_rate=0.05",
-        "train.batch_size=32",
-    )
-    assert status == 0, error
-    train = _runs_by_stage(store)["train"]
-    stopped = int(train.data.tags["early_stopped_epoch"])
-    assert stopped < 200 and "stopped_epoch" not in train.data.tags, "a patient stop is the config's result"
-    history = mlflow.MlflowClient(store).get_metric_history(train.info.run_id, "val_loss")
-    assert len(history) == stopped
-    best = min(history, key=lambda metric: metric.value)
-    assert train.data.metrics["best_epoch"] == best.step
-    assert stopped - best.step == 2, "two epochs without a better val_loss, then it stops"
-    assert f"train.patience: stopped after epoch {stopped} of at most 200" in output
 
 
 def _all_empty_target(tmp: Path) -> Path:

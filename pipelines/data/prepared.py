@@ -248,18 +248,23 @@ def _text_parser(split: PreparedSplit):
 
 
 def _table_parser(split: PreparedSplit):
-    """Record -> `((numbers, categories), y)` of a table split: a `tf.train.Example` of three
-    serialized tensors. The columns become named inputs after batching (`table_inputs`)."""
+    """Record -> `((numbers, categories), y)` of a table split: a `tf.train.Example` of the numbers
+    and the targets as serialized tensors and the category texts as a list, row after row. The
+    columns become named inputs after batching (`table_inputs`)."""
     import tensorflow as tf
 
     y_dtype = tf.as_dtype(split.target_dtype)
     numeric, categorical = split.element_shape
-    schema = {name: tf.io.FixedLenFeature([], tf.string) for name in ("numbers", "categories", "y")}
+    schema = {
+        "numbers": tf.io.FixedLenFeature([], tf.string),
+        "categories": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+        "y": tf.io.FixedLenFeature([], tf.string),
+    }
 
     def parse(record: tf.Tensor):
         parts = tf.io.parse_single_example(record, schema)
         numbers = tf.ensure_shape(tf.io.parse_tensor(parts["numbers"], tf.float32), [None, numeric])
-        categories = tf.ensure_shape(tf.io.parse_tensor(parts["categories"], tf.string), [None, categorical])
+        categories = tf.reshape(parts["categories"], [tf.shape(numbers)[0], categorical])
         y = tf.ensure_shape(tf.io.parse_tensor(parts["y"], y_dtype), [None, *split.target_shape])
         return (numbers, categories), y
 
@@ -517,15 +522,15 @@ class _SplitWriter:
             self.input_sha.update(b"".join(text + b"\0" for text in x.ravel()))
         elif self.table is not None:
             self.table.add(x)
+            encoded = [text.encode("utf-8") for text in x.categories.ravel()]
             x = TableRows(
                 np.ascontiguousarray(x.numbers, dtype=np.float32),
-                np.array([_utf8(text) for text in x.categories.ravel()], dtype=object).reshape(
-                    x.categories.shape
-                ),
+                np.array(encoded, dtype=object).reshape(x.categories.shape),
             )
-            # Numbers and categories hashed apart, as inputs and targets are.
+            # Numbers and categories hashed apart, as inputs and targets are; each text ends in \0.
             self.input_sha.update(_little_endian(x.numbers))
-            self.category_sha.update(b"".join(text + b"\0" for text in x.categories.ravel()))
+            if encoded:
+                self.category_sha.update(b"\0".join(encoded) + b"\0")
         else:
             x = np.ascontiguousarray(x, dtype=self.source.stored_dtype)
             self.input_sha.update(x)  # the array's own buffer: no copy
@@ -558,11 +563,14 @@ class _SplitWriter:
             self._shard = tf.io.TFRecordWriter(str(self.folder / name))
             self._shard_bytes = 0
         if self.table is not None:
+            # The category texts as a list of bytes: a tensor proto of strings costs a Python call each.
+            categories = tf.train.Feature(bytes_list=tf.train.BytesList(value=x.categories.ravel().tolist()))
             record = tf.train.Example(
                 features=tf.train.Features(
                     feature={
-                        name: _bytes_feature(tf.make_tensor_proto(values).SerializeToString())
-                        for name, values in (("numbers", x.numbers), ("categories", x.categories), ("y", y))
+                        "numbers": _bytes_feature(tf.make_tensor_proto(x.numbers).SerializeToString()),
+                        "categories": categories,
+                        "y": _bytes_feature(tf.make_tensor_proto(y).SerializeToString()),
                     }
                 )
             ).SerializeToString()

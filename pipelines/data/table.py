@@ -13,14 +13,13 @@ import keyword
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from models.spec import TableColumn
 from pipelines.data.source import position_hash
 
-COLUMN_KINDS = ("numeric", "categorical", "text", "ignore")
 # What a missing category is stored (and served) as: a category of its own.
 MISSING_CATEGORY = ""
 # A value must occur this often in the train split to get its own index; rarer ones share the
@@ -50,7 +49,7 @@ class ColumnPlan:
     """How one column of the user's table is read: its kind, why, and the model input's name."""
 
     name: str
-    kind: str  # one of COLUMN_KINDS
+    kind: str  # numeric, categorical, text or ignore (data.columns' kinds)
     reason: str
     key: str = ""  # the model input that reads it; "" for a column that is not read
 
@@ -82,13 +81,6 @@ class TableLayout:
     @property
     def unread(self) -> list[ColumnPlan]:
         return [column for column in self.columns if not column.read]
-
-    def as_dict(self) -> list[dict]:
-        return [asdict(column) for column in self.columns]
-
-    @classmethod
-    def from_dict(cls, columns: list[dict]) -> TableLayout:
-        return cls([ColumnPlan(**column) for column in columns])
 
 
 def plan_columns(head, candidates: Sequence[str], kinds: dict[str, str], chosen: bool) -> TableLayout:
@@ -237,8 +229,11 @@ class CategoryCounts:
         self.untracked = 0
 
     def add(self, values: np.ndarray) -> None:
-        uniques, counts = np.unique(values, return_counts=True)
-        for value, count in zip(uniques.tolist(), counts.tolist(), strict=True):
+        import pandas as pd
+
+        # A hash table's count: about six times faster than sorting the strings (np.unique).
+        counted = pd.Series(values, copy=False).value_counts(sort=False)
+        for value, count in zip(counted.index.tolist(), counted.tolist(), strict=True):
             if value in self.counts:
                 self.counts[value] += count
             elif len(self.counts) < MAX_TRACKED_VALUES:
