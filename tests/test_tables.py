@@ -125,6 +125,7 @@ def test_kinds_are_inferred_and_columns_left_out_are_announced_with_why(people):
     }
     assert schema["price"]["why"] == "set by data.columns"
     assert schema["age"]["missing"] > 0 and schema["age"]["missing_indicator"]
+    assert schema["age"]["distinct"] == 62 and len(schema["age"]["examples"]) == 5, "ages 18 to 79"
     assert schema["job"]["missing"] > 0 and set(schema["job"]["examples"]) == {
         "clerk",
         "chef",

@@ -300,6 +300,8 @@ class TableStatistics:
         """Add another split's counts (for the schema; moments are the train split's own)."""
         self.missing += other.missing
         self.present += other.present
+        for mine, theirs in zip(self.samples, other.samples, strict=True):
+            mine.add(theirs.keys, theirs.values)
         for mine, theirs in zip(self.categories, other.categories, strict=True):
             mine.merge(theirs)
 
@@ -357,9 +359,16 @@ def schema(layout: TableLayout, totals: TableStatistics, columns: tuple[TableCol
         if plan.name in numeric:
             index = numeric[plan.name]
             column = learnt[plan.name]
+            sampled = totals.samples[index].values
+            distinct = len(np.unique(sampled))
             entry |= {
                 "input": plan.key,
                 "missing": int(totals.missing[index]),
+                # Counted in the sample of SAMPLE_SIZE values when the column holds more.
+                "distinct": distinct
+                if len(sampled) == totals.present[index]
+                else f"{distinct} of {len(sampled)} sampled",
+                "examples": [float(value) for value in dict.fromkeys(sampled.tolist())][:EXAMPLES_SHOWN],
                 "train_mean": column.mean,
                 "train_std": float(np.sqrt(column.variance)),
                 "missing_indicator": column.missing,
