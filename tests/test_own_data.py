@@ -1,5 +1,6 @@
 """The user's own data: CSV (classification, regression, forecast), NumPy .npz and image folders,
-through the same CLI and stages as the TFDS datasets; bad files are refused before any run."""
+through the same CLI and stages as the TFDS datasets; bad files are refused before any run. Tables
+of numbers and categories in depth: tests/test_tables.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import tracking
 from pipelines.config import DataConfig, load_experiment
 from pipelines.data import load_dataset
 
@@ -96,29 +96,6 @@ def sales_forecast(tmp_path_factory) -> Iterator[SharedRun]:
         )
 
 
-def test_csv_with_text_labels_runs_end_to_end_with_class_names_and_file_provenance(store, cli, tmp_path):
-    path = _table_csv(tmp_path / "pets.csv")
-    status, output, _ = cli(
-        "run", "-e", "mlp-digits", "data.source=csv", f"data.path={path}", "data.target=label", *QUICK
-    )
-    assert status == 0
-    runs = _runs_by_stage(store)
-    prepare = runs["prepare"]
-    assert prepare.data.tags["dataset"] == "pets", "the name defaults to the file stem, not digits"
-    params = prepare.data.params
-    assert params["dataset.source"] == "csv"
-    assert params["dataset.location"] == str(path)
-    assert len(params["dataset.version"]) == 12
-    assert params["dataset.task"] == "classification"
-    assert params["dataset.features"] == "['a', 'b', 'value']", "text columns are not features"
-    assert {"class_count.train.cat", "class_count.train.dog"} <= set(prepare.data.metrics)
-    inputs = {i.dataset.name: i.dataset for i in prepare.inputs.dataset_inputs}
-    assert set(inputs) == {"pets-train", "pets-validation", "pets-test"}
-    assert str(path) in inputs["pets-train"].source and inputs["pets-train"].digest
-    assert "test_accuracy" in runs["evaluate"].data.metrics
-    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
-
-
 def test_augmenting_a_csv_table_is_refused_naming_the_fields(store, cli, tmp_path):
     path = _table_csv(tmp_path / "pets.csv")
     overrides = ["data.source=csv", f"data.path={path}", "data.target=label", "train.augment_shift=3"]
@@ -145,28 +122,6 @@ def test_csv_split_column_decides_the_splits_and_otherwise_a_seeded_split_does(t
     assert first.digest == second.digest
     assert first.sizes() == {"train": 65, "validation": 7, "test": 18}
     assert first.class_names == ["cat", "dog"]
-
-
-def test_csv_normalisation_travels_inside_the_saved_model(store, cli, tmp_path):
-    import tensorflow as tf
-
-    path = _table_csv(tmp_path / "pets.csv")
-    out = tmp_path / "served"
-    overrides = ["data.source=csv", f"data.path={path}", "data.target=label", "data.features=[a,b]"]
-    assert cli("run", "-e", "mlp-digits", *overrides, *QUICK, "--out", str(out))[0] == 0
-    train = _runs_by_stage(store)["train"]
-    keras_model = tracking.load_keras_model(train.data.tags["model_uri"])
-    dataset = load_dataset(DataConfig(source="csv", path=str(path), target="label", features=["a", "b"]))
-    normalization = keras_model.get_layer("numeric_normalization")
-    x = dataset.arrays("train").x
-    np.testing.assert_allclose(np.ravel(normalization.mean), [x["a"].mean(), x["b"].mean()], rtol=1e-5)
-    raw_rows = pd.read_csv(path)[["a", "b"]].astype(np.float32)[:16]  # unnormalised: a is ~1000
-    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
-    assert set(serve.structured_input_signature[1]) == {"a", "b"}, "one named input per column"
-    (served,) = serve(**{name: tf.constant(raw_rows[name].to_numpy()) for name in ("a", "b")}).values()
-    expected = keras_model({name: raw_rows[name].to_numpy() for name in ("a", "b")})
-    np.testing.assert_allclose(served.numpy(), np.asarray(expected), atol=1e-5)
-    assert served.numpy().std(axis=0).max() > 1e-3, "raw rows give distinct, unsaturated outputs"
 
 
 def test_csv_float_target_is_a_regression_with_mae_and_rmse(price_regression):

@@ -143,6 +143,25 @@ def test_kinds_are_inferred_and_columns_left_out_are_announced_with_why(people):
     assert prepare.data.params["dataset.features"] == "['age', 'hours per week', 'job', 'city']"
 
 
+def test_a_table_run_names_its_data_after_the_file_and_logs_where_it_came_from(people):
+    assert people.status == 0, people.error
+    prepare = _runs_by_stage(people.uri)["prepare"]
+    assert prepare.data.tags["dataset"] == "people", "the name defaults to the file stem"
+    params = prepare.data.params
+    assert (params["dataset.source"], params["dataset.task"]) == ("csv", "classification")
+    assert params["dataset.location"].endswith("people.csv") and len(params["dataset.version"]) == 12
+    inputs = {i.dataset.name: i.dataset for i in prepare.inputs.dataset_inputs}
+    assert set(inputs) == {"people-train", "people-validation", "people-test"}
+    assert params["dataset.location"] in inputs["people-train"].source and inputs["people-train"].digest
+    schema = json.loads(inputs["people-train"].schema)["mlflow_colspec"]
+    assert [(column["name"], column["type"]) for column in schema] == [
+        ("age", "float"),
+        ("hours per week", "float"),
+        ("job", "string"),
+        ("city", "string"),
+    ]
+
+
 def test_labels_written_any_way_keep_their_text_and_get_safe_mlflow_names(people):
     assert people.status == 0, people.error
     runs = _runs_by_stage(people.uri)
@@ -194,6 +213,19 @@ def test_saved_model_takes_one_named_tensor_per_column_and_matches_keras_on_raw_
     np.testing.assert_allclose(served.numpy(), np.asarray(expected), atol=1e-5)
     logged = mlflow.pyfunc.load_model(runs["train"].data.tags["model_uri"]).predict(rows)
     np.testing.assert_allclose(logged.drop(columns="prediction").to_numpy(), served.numpy(), atol=1e-5)
+    assert served.numpy().std(axis=0).max() > 1e-3, "raw rows give distinct, unsaturated outputs"
+    # The train split's statistics travel inside the model: ages (about 48) go in unstandardised.
+    dataset = load_dataset(
+        DataConfig(
+            source="csv",
+            path=runs["prepare"].data.params["dataset.location"],
+            target="income",
+            columns={"price": "ignore"},
+        )
+    )
+    train_ages = dataset.arrays("train").x["age"]
+    mean = np.ravel(keras_model.get_layer("numeric_normalization").mean)[0]
+    np.testing.assert_allclose(mean, np.nanmean(train_ages), rtol=1e-5)
 
 
 def test_encoding_imputes_compresses_bins_flags_and_looks_up_as_documented():

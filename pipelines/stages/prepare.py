@@ -64,7 +64,7 @@ def prepare_stage(config: ExperimentConfig, dataset: PreparedDataset | None = No
             print(f"note: {dataset.name}: {note}")
         if dataset.spec.is_table:
             mlflow.log_dict({"columns": dataset.table_schema, "notes": dataset.notes}, "schema.json")
-            _log_table_samples(dataset)
+            _log_table_samples(dataset, config.data.target or "target")
         else:
             _log_samples(dataset)
     return PrepareResult(run_id=run.info.run_id, dataset=dataset)
@@ -103,14 +103,13 @@ def unread_columns(dataset: PreparedDataset) -> list[str]:
     return lines
 
 
-def _log_table_samples(dataset: PreparedDataset) -> None:
-    """The first training rows as the file holds them, with their target (`samples.json`)."""
+def _log_table_samples(dataset: PreparedDataset, target: str) -> None:
+    """The first training rows as the file holds them, with their `target` (`samples.json`)."""
     from pipelines.serving import raw_rows
 
     rows = raw_rows(dataset, "train", SAMPLE_COUNT)
     targets = dataset.arrays("train", SAMPLE_COUNT).y
-    label = "target" if "target" not in rows.columns else "target (label)"
-    rows[label] = (
+    rows[target] = (
         [dataset.class_name(int(value)) for value in targets]
         if dataset.spec.task == "classification"
         else np.ravel(targets).tolist()
