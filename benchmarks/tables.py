@@ -209,6 +209,7 @@ def summary_rows(results: list[dict]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
+    """`summary_rows` as a markdown table: each method's mean score, the two verdicts, the MLP's time."""
     lines = [
         "| table | task | mlp-tabular | gradient boosting | one-hot + linear | beats linear "
         "| within 1 pt / 10 % of boosting | train s, mean (max) | epochs |",
