@@ -20,21 +20,24 @@ def normalized_inputs(inputs: keras.KerasTensor, spec: DataSpec) -> keras.KerasT
     )(inputs)
 
 
-def output_head(features: keras.KerasTensor, spec: DataSpec) -> keras.KerasTensor:
-    """Softmax probabilities for classification, a linear layer for regression.
+def output_head(features: keras.KerasTensor, spec: DataSpec, suffix: str = "") -> keras.KerasTensor:
+    """Softmax probabilities for classification, a linear layer for regression (layer names end in
+    `suffix`, for the members of an ensemble).
 
     The head computes in float32 so that a mixed-precision body still serves stable outputs. A
     regression target with a mean and scale is predicted standardised, then mapped back to its units.
     """
     if spec.task == "classification":
         return keras.layers.Dense(
-            spec.output_units, activation="softmax", dtype="float32", name="probabilities"
+            spec.output_units, activation="softmax", dtype="float32", name=f"probabilities{suffix}"
         )(features)
     if spec.task == "regression":
-        prediction = keras.layers.Dense(spec.output_units, dtype="float32", name="prediction")(features)
+        prediction = keras.layers.Dense(spec.output_units, dtype="float32", name=f"prediction{suffix}")(
+            features
+        )
         if (spec.target_mean, spec.target_scale) == (0.0, 1.0):
             return prediction
         return keras.layers.Rescaling(
-            spec.target_scale, offset=spec.target_mean, dtype="float32", name="target_units"
+            spec.target_scale, offset=spec.target_mean, dtype="float32", name=f"target_units{suffix}"
         )(prediction)
     raise ValueError(f"task {spec.task!r} has no supervised head; allowed: classification, regression")

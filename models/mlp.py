@@ -18,21 +18,46 @@ def build_mlp(
     activation: str = "relu",
     dropout: float = 0.0,
     batch_norm: bool = False,
+    ensemble: int = 1,
 ) -> keras.Model:
     """A dense stack of `units` on the flattened input (a table's encoded columns), with the head
-    `spec.task` asks for."""
+    `spec.task` asks for; with `ensemble` > 1, that many stacks and heads on the same inputs, their
+    outputs averaged (trained together, on the average's loss)."""
     if spec.is_table:
         inputs = table_inputs(spec)
-        x = encoded_table(inputs, spec)
+        features = encoded_table(inputs, spec)
     else:
         inputs = keras.Input(shape=spec.input_shape, name="inputs")
-        x = keras.layers.Flatten(name="flatten")(normalized_inputs(inputs, spec))
+        features = keras.layers.Flatten(name="flatten")(normalized_inputs(inputs, spec))
+    if ensemble == 1:
+        x = _dense_stack(features, units, activation, dropout, batch_norm)
+        return keras.Model(inputs, output_head(x, spec), name="mlp")
+    members = [
+        output_head(
+            _dense_stack(features, units, activation, dropout, batch_norm, f"member_{member}_"),
+            spec,
+            f"_{member}",
+        )
+        for member in range(ensemble)
+    ]
+    return keras.Model(inputs, keras.layers.Average(name="ensemble_mean")(members), name="mlp")
+
+
+def _dense_stack(
+    x: keras.KerasTensor,
+    units: Sequence[int],
+    activation: str,
+    dropout: float,
+    batch_norm: bool,
+    prefix: str = "",
+) -> keras.KerasTensor:
     for index, width in enumerate(units):
-        x = keras.layers.Dense(width, use_bias=not batch_norm, name=f"dense_{index}")(x)
+        x = keras.layers.Dense(width, use_bias=not batch_norm, name=f"{prefix}dense_{index}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{index}")(x)
-        x = keras.layers.Activation(activation, name=f"{activation}_{index}")(x)
+            x = keras.layers.BatchNormalization(
+                momentum=BATCH_NORM_MOMENTUM, name=f"{prefix}batch_norm_{index}"
+            )(x)
+        x = keras.layers.Activation(activation, name=f"{prefix}{activation}_{index}")(x)
         if dropout:
-            x = keras.layers.Dropout(dropout, name=f"dropout_{index}")(x)
-    outputs = output_head(x, spec)
-    return keras.Model(inputs, outputs, name="mlp")
+            x = keras.layers.Dropout(dropout, name=f"{prefix}dropout_{index}")(x)
+    return x

@@ -213,6 +213,10 @@ class MLPConfig(StrictModel):
     activation: ACTIVATIONS = Field("relu", description="Hidden-layer activation.")
     dropout: Fraction = Field(0.0, description="Dropout rate after each hidden layer.")
     batch_norm: bool = Field(False, description="Batch normalisation before each activation.")
+    ensemble: PositiveInt = Field(
+        1,
+        description="Dense stacks on the same inputs whose outputs are averaged, trained together (1: one).",
+    )
 
 
 class TextInputConfig(StrictModel):
@@ -463,7 +467,9 @@ class EvaluateConfig(StrictModel):
 class ExportConfig(StrictModel):
     dir: str = Field("exports", description="Folder that receives exported SavedModels.")
     parity_tolerance: Annotated[float, Field(gt=0.0)] = Field(
-        1e-5, description="Largest allowed |Keras - SavedModel| output difference."
+        1e-5,
+        description="Largest allowed |Keras - SavedModel| output difference, relative to the largest "
+        "|output| where that exceeds 1 (a price of 1e5 is only held to float32's 6e-8 of it).",
     )
     registered_model: str | None = Field(
         None, description="Register the trained model under this name in the MLflow model registry."
