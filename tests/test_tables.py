@@ -445,3 +445,22 @@ def test_mlflow_models_serve_answers_dataframe_records_and_split_with_class_name
         np.testing.assert_allclose(
             [row["probability(>50K)"] for row in answer], expected["probability(>50K)"], atol=1e-5
         )
+
+
+def test_export_refuses_a_saved_model_beyond_the_tolerance_of_its_outputs_size(
+    people, cli, monkeypatch, tmp_path
+):
+    """A planted parity difference: 0.5 on outputs of at most 1 (probabilities) is refused and writes
+    nothing; the same 0.5 on outputs of 1e5 (a price) is float32 rounding and passes."""
+    from pipelines.stages import export
+
+    assert people.status == 0, people.error
+    train_run = _runs_by_stage(people.uri)["train"].info.run_id
+    monkeypatch.setattr(export, "saved_model_parity", lambda *_: (0.5, 1.0))
+    status, _, error = cli("export", "--run", train_run, "--out", str(tmp_path / "refused"))
+    assert status != 0 and "differs from the Keras model by 0.5" in error
+    assert not (tmp_path / "refused").exists()
+    monkeypatch.setattr(export, "saved_model_parity", lambda *_: (0.5, 1e5))
+    status, output, error = cli("export", "--run", train_run, "--out", str(tmp_path / "kept"))
+    assert status == 0, error
+    assert (tmp_path / "kept" / "saved_model.pb").is_file()
