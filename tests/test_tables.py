@@ -17,7 +17,14 @@ from pipelines import tracking
 from pipelines.config import DataConfig
 from pipelines.data import load_dataset
 
-from .conftest import SharedRun, all_runs, assert_each_refused_before_any_run, run_cli, shared_store
+from .conftest import (
+    SharedRun,
+    all_runs,
+    assert_each_refused_before_any_run,
+    run_cli,
+    shared_store,
+    use_store,
+)
 
 LABELS = ("<=50K", ">50K", "mid range, €/yr")
 QUICK = ["train.epochs=3", "train.batch_size=32"]
@@ -455,6 +462,7 @@ def test_export_refuses_a_saved_model_beyond_the_tolerance_of_its_outputs_size(
     from pipelines.stages import export
 
     assert people.status == 0, people.error
+    use_store(people.uri, monkeypatch)  # the module's other shared run may hold the environment
     train_run = _runs_by_stage(people.uri)["train"].info.run_id
     monkeypatch.setattr(export, "saved_model_parity", lambda *_: (0.5, 1.0))
     status, _, error = cli("export", "--run", train_run, "--out", str(tmp_path / "refused"))
