@@ -373,24 +373,31 @@ def safe_names(texts: list[str]) -> dict[str, str]:
     return names
 
 
-def log_keras_model(model: keras.Model, input_example: Any) -> str:
-    """Log a Keras model with signature and input example to the active run; return its URI."""
+@contextlib.contextmanager
+def _without_keras_progress_bars() -> Iterator[None]:
+    """Keras' interactive logging off inside the block: MLflow predicts on a model's input example
+    (for the signature, then to check serving) with Keras' default progress bar; without
+    interactive logging Keras sends those bars to absl instead."""
     import keras
 
-    # MLflow predicts on the input example (for the signature, then to check serving) with Keras'
-    # default progress bar; without interactive logging Keras sends those bars to absl instead.
     interactive = keras.config.is_interactive_logging_enabled()
     keras.config.disable_interactive_logging()
     try:
+        yield
+    finally:
+        if interactive:
+            keras.config.enable_interactive_logging()
+
+
+def log_keras_model(model: keras.Model, input_example: Any) -> str:
+    """Log a Keras model with signature and input example to the active run; return its URI."""
+    with _without_keras_progress_bars():
         info = mlflow.tensorflow.log_model(
             model,
             name=MODEL_NAME,
             input_example=input_example,
             pip_requirements=_pinned_requirements(),
         )
-    finally:
-        if interactive:
-            keras.config.enable_interactive_logging()
     return info.model_uri
 
 
@@ -398,7 +405,6 @@ def log_table_model(model: keras.Model, model_config: dict[str, Any], input_exam
     """Log a table's Keras model inside `pipelines/table_serving.py`'s Python model, which takes raw
     rows (a DataFrame) and answers class names; its signature lists every column with its type.
     Return its URI."""
-    import keras
     from mlflow.models import infer_signature
 
     from pipelines import table_serving
@@ -410,25 +416,19 @@ def log_table_model(model: keras.Model, model_config: dict[str, Any], input_exam
     with tempfile.TemporaryDirectory(prefix="deeparch-") as scratch:
         saved = Path(scratch) / "model.keras"
         model.save(saved)
-        interactive = keras.config.is_interactive_logging_enabled()
-        keras.config.disable_interactive_logging()
         # MLflow checks the input example by loading the logged model: its notice and its download
         # progress bar are not the user's news.
-        quiet = _quieter("mlflow.pyfunc")
-        try:
-            with quiet, _environment(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"):
-                info = mlflow.pyfunc.log_model(
-                    name=MODEL_NAME,
-                    python_model=table_serving.__file__,
-                    artifacts={"keras_model": str(saved)},
-                    model_config=model_config,
-                    signature=signature,
-                    input_example=input_example,
-                    pip_requirements=[*_pinned_requirements(), f"pandas=={metadata.version('pandas')}"],
-                )
-        finally:
-            if interactive:
-                keras.config.enable_interactive_logging()
+        quiet = _environment(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+        with _without_keras_progress_bars(), _quieter("mlflow.pyfunc"), quiet:
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_NAME,
+                python_model=table_serving.__file__,
+                artifacts={"keras_model": str(saved)},
+                model_config=model_config,
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=[*_pinned_requirements(), f"pandas=={metadata.version('pandas')}"],
+            )
     return info.model_uri
 
 
