@@ -9,6 +9,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
+    from models.spec import DataSpec
     from pipelines.data import PreparedDataset
 
 LATENT_INPUT = "latent"
@@ -58,14 +59,13 @@ def model_inputs(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray])
     return inputs
 
 
-def raw_rows(dataset: PreparedDataset, split: str, count: int):
-    """The first `count` rows of a table's split as a user holds them: a pandas DataFrame with the
-    file's column names, an empty cell where the file had one."""
+def raw_rows(spec: DataSpec, x: dict[str, np.ndarray]):
+    """A table's rows as read from its split (`PreparedDataset.arrays(...).x`) as a user holds
+    them: a pandas DataFrame with the file's column names, an empty cell where the file had one."""
     import pandas as pd
 
-    x = dataset.arrays(split, count).x
     columns = {}
-    for column in dataset.spec.columns:
+    for column in spec.columns:
         values = x[column.key]
         if column.kind == "categorical":
             values = [None if value == "" else value for value in values]

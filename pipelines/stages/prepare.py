@@ -107,12 +107,12 @@ def _log_table_samples(dataset: PreparedDataset, target: str) -> None:
     """The first training rows as the file holds them, with their `target` (`samples.json`)."""
     from pipelines.serving import raw_rows
 
-    rows = raw_rows(dataset, "train", SAMPLE_COUNT)
-    targets = dataset.arrays("train", SAMPLE_COUNT).y
+    train = dataset.arrays("train", SAMPLE_COUNT)
+    rows = raw_rows(dataset.spec, train.x)
     rows[target] = (
-        [dataset.class_name(int(value)) for value in targets]
+        [dataset.class_name(int(value)) for value in train.y]
         if dataset.spec.task == "classification"
-        else np.ravel(targets).tolist()
+        else np.ravel(train.y).tolist()
     )
     mlflow.log_table(rows.astype(object).where(rows.notna(), None), "samples.json")
 
