@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipelines.config import TrainConfig
-from pipelines.data.prepared import SCALED_DTYPES, PreparedSplit, model_inputs, read_examples, table_inputs
+from pipelines.data.prepared import SCALED_DTYPES, PreparedSplit, model_inputs, named_columns, read_examples
 from pipelines.data.source import Split, without_autotuning
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def as_tf_dataset(
     batches = examples.batch(batch_size)
     if isinstance(split, PreparedSplit) and split.stored_dtype == "table":
         # Rows travel as two matrices (cheap to shuffle and batch); the model reads named columns.
-        batches = batches.map(table_inputs(split))
+        batches = batches.map(named_columns(split))
     inputs = batches.element_spec[0]
     if not isinstance(inputs, dict) and inputs.dtype.name in SCALED_DTYPES:  # other dtypes: as stored
         batches = batches.map(model_inputs)

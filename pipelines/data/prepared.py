@@ -250,7 +250,7 @@ def _text_parser(split: PreparedSplit):
 def _table_parser(split: PreparedSplit):
     """Record -> `((numbers, categories), y)` of a table split: a `tf.train.Example` of the numbers
     and the targets as serialized tensors and the category texts as a list, row after row. The
-    columns become named inputs after batching (`table_inputs`)."""
+    columns become named inputs after batching (`named_columns`)."""
     import tensorflow as tf
 
     y_dtype = tf.as_dtype(split.target_dtype)
@@ -271,7 +271,7 @@ def _table_parser(split: PreparedSplit):
     return parse
 
 
-def table_inputs(split: PreparedSplit):
+def named_columns(split: PreparedSplit):
     """A function of a batch `((numbers, categories), y)` of a table split to `(inputs, y)`, the
     inputs one named tensor per column, as the model reads them."""
     numeric = split.element_shape[0]
@@ -292,16 +292,20 @@ def _table_arrays(split: PreparedSplit, limit: int | None) -> Split:
     examples = read_examples(split)
     if limit is not None:
         examples = examples.take(limit)
-    numeric, categorical = split.element_shape
-    numbers, categories, ys = [np.zeros((0, numeric), np.float32)], [np.zeros((0, categorical), object)], []
-    for (batch_numbers, batch_categories), y in examples.batch(4096):
-        numbers.append(batch_numbers.numpy())
-        categories.append(batch_categories.numpy().astype(object))
+    numeric = split.element_shape[0]
+    columns: dict[str, list[np.ndarray]] = {key: [] for key in split.input_keys}
+    ys = []
+    for inputs, y in examples.batch(4096).map(named_columns(split)):
+        for key, values in inputs.items():
+            columns[key].append(values.numpy())
         ys.append(y.numpy())
-    numbers_array, categories_array = np.concatenate(numbers), np.concatenate(categories)
-    x = {key: numbers_array[:, index] for index, key in enumerate(split.input_keys[:numeric])}
-    for index, key in enumerate(split.input_keys[numeric:]):
-        x[key] = np.array([value.decode("utf-8") for value in categories_array[:, index]], dtype=object)
+    x = {}
+    for index, key in enumerate(split.input_keys):
+        if index < numeric:
+            x[key] = np.concatenate(columns[key]) if ys else np.zeros(0, np.float32)
+        else:
+            texts = np.concatenate(columns[key]) if ys else []
+            x[key] = np.array([text.decode("utf-8") for text in texts], dtype=object)
     y = np.concatenate(ys) if ys else np.zeros((0, *split.target_shape), dtype=split.target_dtype)
     return Split(x, y)
 
