@@ -36,6 +36,10 @@ TEXT_ARCHITECTURES = ("rnn", "lstm", "cnn")  # the models that read raw strings
 AUDIO_ARCHITECTURES = ("rnn", "lstm", "cnn")  # the models with a log-mel front end for waveforms
 ACTIVATIONS = Literal["relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid"]
 PositiveInt = Annotated[int, Field(gt=0)]
+# Cells a CSV holds for "no value": read as empty in every column but a text column (data.na_values).
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "?", "-", "null", "NULL", "NaN", "nan", "#N/A")
+# Names a CSV delimiter may be given by on a command line, where a tab or a pipe is awkward to type.
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "space": " "}
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
@@ -127,6 +131,25 @@ class DataConfig(StrictModel):
         description="Keep prepared splits in memory after the first epoch (memory), stream them from disk "
         "every epoch (none), or keep those up to 256 MB (auto).",
     )
+    delimiter: str | None = Field(
+        None,
+        description="csv: the character between fields (, ; | or tab); None sniffs it from the first rows.",
+    )
+    encoding: str = Field(
+        "utf-8", description="csv: the file's text encoding (utf-8, cp1252, latin-1, utf-16, ...)."
+    )
+    decimal: Literal[".", ","] = Field(
+        ".", description="csv: the decimal mark of numbers (',' for files saved in a European locale)."
+    )
+    na_values: list[str] = Field(
+        list(MISSING_TOKENS),
+        description="csv: cell values read as empty (missing) in every column but a text column.",
+    )
+    on_unreadable: Literal["error", "skip"] = Field(
+        "error",
+        description="images/text/audio folders: a file that cannot be read stops the run (error), or is "
+        "left out, counted, listed in skipped_files.json and tagged on the run (skip).",
+    )
 
     @field_validator("path")
     @classmethod
@@ -135,6 +158,51 @@ class DataConfig(StrictModel):
         if source not in (None, "tfds") and not path:
             raise ValueError(f"required when data.source is {source!r}; give the file or folder to read")
         return path
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_delimiter(cls, delimiter: str | None) -> str | None:
+        if delimiter is None:
+            return None
+        delimiter = DELIMITER_NAMES.get(delimiter.lower(), delimiter)
+        if len(delimiter) != 1 or delimiter in '"\r\n' or delimiter.isalnum():
+            raise ValueError(
+                f"{delimiter!r} is not one field separator; allowed: one character such as , ; | or "
+                f"{', '.join(DELIMITER_NAMES)}"
+            )
+        return delimiter
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        import codecs
+
+        try:
+            return codecs.lookup(encoding).name
+        except LookupError:
+            raise ValueError(
+                f"{encoding!r} is not a text encoding Python knows; allowed: e.g. utf-8, cp1252, latin-1, "
+                "utf-16"
+            ) from None
+
+    @field_validator("delimiter", "encoding", "decimal", "na_values")
+    @classmethod
+    def _dialect_for_csv(cls, value: Any, info: ValidationInfo) -> Any:
+        source = info.data.get("source")
+        if source != "csv" and value != cls.model_fields[info.field_name].default:
+            raise ValueError(f"applies to data.source 'csv', not {source!r}; allowed: leave it unset here")
+        return value
+
+    @field_validator("on_unreadable")
+    @classmethod
+    def _skipping_for_folders(cls, value: str, info: ValidationInfo) -> str:
+        source = info.data.get("source")
+        if value == "skip" and source not in ("images", "text", "audio"):
+            raise ValueError(
+                f"applies to folders of files (data.source images, text or audio), not {source!r}; "
+                "allowed: error here"
+            )
+        return value
 
     @field_validator("target")
     @classmethod

@@ -212,7 +212,7 @@ BAD_TEXT = {
     ),
     "non-UTF-8 CSV row": (
         lambda tmp: ["data.source=csv", f"data.path={_latin1_csv(tmp / 'r.csv')}", "data.target=label"],
-        ["data.path", "'review'", "not UTF-8 in data row 4", "0xe9"],
+        ["data.encoding", "'review'", "not UTF-8 in data row 4", "0xe9"],
     ),
     "two text columns": (
         lambda tmp: ["data.source=csv", f"data.path={_two_text_columns(tmp / 'r.csv')}", "data.target=label"],

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.config import ConfigError, DataConfig
-from pipelines.data.own_files import class_folder_files
+from pipelines.config import DataConfig
+from pipelines.data.own_files import UnreadableFile, class_folder_files
 from pipelines.data.source import PCM_SCALE, Chunk, SourceData, first_line, route
 
 # The files `keras.utils.audio_dataset_from_directory` reads.
@@ -31,14 +31,25 @@ def read_audio_folder(config: DataConfig) -> SourceData:
     found = class_folder_files(config, AUDIO_EXTENSIONS, "WAV file")
     files, labels, codes = found.files, found.labels, found.codes
     samples = clip_samples(config)
+    unreadable = found.unreadable(config, "WAV file")
 
     def chunks() -> Iterator[Chunk]:
         for start in range(0, len(files), CHUNK_CLIPS):
-            rows = slice(start, start + CHUNK_CLIPS)
-            clips = np.stack([_clip(file, config.sample_rate, samples) for file in files[rows]])
-            yield from route(codes[rows], clips, labels[rows])
+            clips, read = [], []
+            for index in range(start, min(start + CHUNK_CLIPS, len(files))):
+                try:
+                    clips.append(_clip(files[index], config.sample_rate, samples))
+                except UnreadableFile as problem:
+                    unreadable.meet(problem)
+                    continue
+                read.append(index)
+            if read:
+                yield from route(codes[read], np.stack(clips), labels[read])
+        unreadable.done(len(files))
 
-    return found.source_data(config, "audio", (samples,), "int16", chunks, sample_rate=config.sample_rate)
+    return found.source_data(
+        config, "audio", (samples,), "int16", chunks, unreadable, sample_rate=config.sample_rate
+    )
 
 
 def clip_samples(config: DataConfig) -> int:
@@ -47,8 +58,8 @@ def clip_samples(config: DataConfig) -> int:
 
 
 def _clip(file: Path, sample_rate: int, samples: int) -> np.ndarray:
-    """One WAV file as `samples` int16 mono samples at `sample_rate`, refused naming the file when it
-    does not decode or holds no sample."""
+    """One WAV file as `samples` int16 mono samples at `sample_rate`; `UnreadableFile` when it does
+    not decode or holds no sample."""
     waveform, rate = _decoded(file)
     if rate != sample_rate:
         waveform = resample(waveform, rate, sample_rate)
@@ -70,16 +81,14 @@ def _decoded(file: Path) -> tuple[np.ndarray, int]:
     allowed = "allowed: 16-bit PCM .wav files with at least one sample"
     contents = file.read_bytes()
     if not contents:
-        raise ConfigError(f"data.path: WAV file {str(file)!r} is empty (0 bytes); {allowed}")
+        raise UnreadableFile(file, "is empty (0 bytes)", allowed)
     try:
         audio, rate = tf.audio.decode_wav(contents)
     except tf.errors.InvalidArgumentError as error:
-        raise ConfigError(
-            f"data.path: WAV file {str(file)!r} cannot be decoded ({_reason(error)}); {allowed}"
-        ) from None
+        raise UnreadableFile(file, f"cannot be decoded ({_reason(error)})", allowed) from None
     audio = audio.numpy()
     if audio.shape[0] == 0:
-        raise ConfigError(f"data.path: WAV file {str(file)!r} holds no samples; {allowed}")
+        raise UnreadableFile(file, "holds no samples", allowed)
     # Several channels are one recording heard from several places: their mean is the mono signal.
     return audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0], int(rate)
 

@@ -17,6 +17,7 @@ import csv
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +38,52 @@ from pipelines.data.source import (
     first_line,
     route,
 )
-from pipelines.data.table import TableLayout, infer_kind, plan_columns, table_rows
+from pipelines.data.table import (
+    MIN_NUMBER_SHARE,
+    STRAY_CELLS_SHOWN,
+    StrayCells,
+    TableLayout,
+    as_numbers,
+    infer_kind,
+    plan_columns,
+    table_rows,
+)
 
 CHUNK_ROWS = 65536
 # A CSV column of this name assigns each row to a split.
 SPLIT_COLUMN = "split"
 # What Python's "surrogateescape" makes of a byte that is not UTF-8.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+# Field separators a file's first rows are tried with, in order of preference on a tie.
+SNIFFED_DELIMITERS = (",", ";", "\t", "|")
+SNIFF_BYTES = 64 << 10
+# A delimiter fits the first rows when at least this share of them has as many fields as the header.
+SNIFF_CONSISTENCY = 0.9
+# A number written with a decimal comma, as a spreadsheet in a European locale saves it.
+_DECIMAL_COMMA_NUMBER = re.compile(r"^[+-]?\d+,\d+$")
+# Within one chunk of a numeric column, at most this share of the cells may be other text (read
+# as empty and reported): past it the column is not numeric, and the run stops naming a cell.
+MAX_STRAY_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: field separator, text encoding, decimal mark, missing-value
+    tokens; `sniffed` when the separator was inferred from the first rows."""
+
+    delimiter: str
+    encoding: str
+    decimal: str
+    na_values: tuple[str, ...]
+    sniffed: bool = False
+
+    @property
+    def shown_delimiter(self) -> str:
+        return {"\t": "tab"}.get(self.delimiter, self.delimiter)
+
+    def reading(self) -> dict[str, str]:
+        """What a prepare run logs of it."""
+        return {"delimiter": self.shown_delimiter, "encoding": self.encoding, "decimal": self.decimal}
 
 
 def read_csv(config: DataConfig) -> SourceData:
@@ -51,19 +91,23 @@ def read_csv(config: DataConfig) -> SourceData:
     `data.task: forecast`, windows of a series."""
 
     path = existing(config.path, folder=False)
-    head = _read(path, nrows=CHUNK_ROWS)
+    dialect = csv_dialect(config, path)
+    head = _read(path, dialect, nrows=CHUNK_ROWS)
     columns = ", ".join(map(str, head.columns))
     if config.target not in head.columns:
+        one_column = len(head.columns) == 1  # likely split by another separator than the one sniffed
+        separated = f" (read as {dialect.shown_delimiter!r}-separated)" if one_column else ""
         raise ConfigError(
-            f"data.target: column {config.target!r} is not in {str(path)!r}; allowed: {columns}"
+            f"data.target: column {config.target!r} is not in {str(path)!r}{separated}; allowed: {columns}"
+            + ("; or data.delimiter=<the file's field separator>" if one_column else "")
         )
     if config.task == "forecast":
-        return _forecast(config, path, head)
+        return _forecast(config, path, head, dialect)
     text_column = _text_column(config, path, head)
-    layout = None if text_column else _table_layout(config, path, head)
+    layout = None if text_column else _table_layout(config, path, head, dialect)
     features = [text_column] if text_column else [column.name for column in layout.read]
     label_columns = [config.target] + ([SPLIT_COLUMN] if SPLIT_COLUMN in head.columns else [])
-    labels = _read(path, usecols=label_columns)
+    labels = _read(path, dialect, usecols=label_columns)
     task, y, class_names, labelled, notes = _labels(labels[config.target], config, path)
     if SPLIT_COLUMN in labels.columns:
         codes = _codes_from_column(labels[SPLIT_COLUMN], path)
@@ -78,22 +122,29 @@ def read_csv(config: DataConfig) -> SourceData:
             int(labelled.sum()), config.validation_fraction, config.test_fraction, VALIDATION_SPLIT_SEED
         )
     del labels
+    notes += _dialect_notes(dialect, head, layout)
 
     def chunks() -> Iterator[Chunk]:
         offset = 0
         if text_column:
             # A text column keeps its cells as written: "NA" is a word, an empty cell an empty text.
-            options = {"dtype": {text_column: object}, "keep_default_na": False}
+            options = {"dtype": {text_column: object}, "na_values": None}
         else:
             options = {"dtype": {column.name: str for column in layout.categorical}}
-        for frame in _read(path, usecols=features, chunksize=CHUNK_ROWS, **options):
+        for frame in _read(path, dialect, usecols=features, chunksize=CHUNK_ROWS, **options):
             rows = slice(offset, offset + len(frame))
             if text_column:
                 x = _texts(frame[text_column], path, offset, labelled[rows])
             else:
-                x = table_rows(_numeric(frame, layout, path, offset), layout)
+                x = table_rows(_numeric(frame, layout, path, offset, dialect.decimal), layout)
             yield from route(codes[rows], x, y[rows])
             offset += len(frame)
+        if layout is not None:
+            notes.extend(
+                f"column {name!r} is numeric; {stray.count:,} cell(s) in it that are not numbers are read as "
+                f"empty: {stray.described()}"
+                for name, stray in layout.stray.items()
+            )
 
     return SourceData(
         name=config.name,
@@ -110,6 +161,7 @@ def read_csv(config: DataConfig) -> SourceData:
         target_statistics=True,
         table=layout,
         notes=notes,
+        reading=dialect.reading(),
     )
 
 
@@ -137,26 +189,113 @@ def _labels(
     return task, y, class_names, labelled, notes
 
 
-def _read(path: Path, **options):
-    """pandas' read_csv, its parse errors said as the user's problem."""
+def csv_dialect(config: DataConfig, path: Path) -> CsvDialect:
+    """How the file is written: `data.delimiter`, or the separator its first rows are consistent
+    with; the encoding, decimal mark and missing-value tokens of the data config."""
+    tokens = tuple(config.na_values)
+    if config.delimiter is not None:
+        return CsvDialect(config.delimiter, config.encoding, config.decimal, tokens)
+    delimiter = _sniffed_delimiter(path, config.encoding)
+    return CsvDialect(delimiter, config.encoding, config.decimal, tokens, sniffed=True)
+
+
+def _sniffed_delimiter(path: Path, encoding: str) -> str:
+    """The separator that splits the header into the most fields while most of the first rows have
+    as many; a comma when none splits the header (a one-column file)."""
+    with open(path, "rb") as file:
+        sample = file.read(SNIFF_BYTES)
+    lines = sample.decode(encoding, errors="replace").splitlines()
+    if len(sample) == SNIFF_BYTES:
+        lines = lines[:-1]  # cut short by the sample
+    best, best_fields = ",", 1
+    for delimiter in SNIFFED_DELIMITERS:
+        counts = [len(row) for row in csv.reader(lines, delimiter=delimiter) if row]
+        if not counts or counts[0] <= best_fields:
+            continue
+        if sum(count == counts[0] for count in counts) >= SNIFF_CONSISTENCY * len(counts):
+            best, best_fields = delimiter, counts[0]
+    return best
+
+
+def _dialect_notes(dialect: CsvDialect, head, layout: TableLayout | None) -> list[str]:
+    """What a user should know of how the file was read: a separator other than the comma, and
+    text columns that would be numbers with a decimal comma."""
+    notes = []
+    if dialect.sniffed and dialect.delimiter != ",":
+        notes.append(
+            f"read as {dialect.shown_delimiter!r}-separated (from its first rows; data.delimiter sets it)"
+        )
+    if dialect.decimal == "." and layout is not None:
+        for column in layout.columns:
+            present = head[column.name].dropna().astype(str).str.strip()
+            if column.kind == "numeric" or not len(present):
+                continue
+            if present.str.fullmatch(_DECIMAL_COMMA_NUMBER).mean() >= MIN_NUMBER_SHARE:
+                notes.append(
+                    f"column {column.name!r} holds numbers with a decimal comma (e.g. {present.iloc[0]!r}), "
+                    f"read as text ({column.kind}); data.decimal=',' reads them as numbers"
+                )
+    return notes
+
+
+def _read(path: Path, dialect: CsvDialect, **options):
+    """pandas' read_csv in the file's dialect, its parse errors said as the user's problem."""
     import pandas as pd
 
-    try:
+    settings = {
+        "sep": dialect.delimiter,
+        "encoding": dialect.encoding,
+        "decimal": dialect.decimal,
+        # Only the tokens of data.na_values are empty cells: pandas' own list would add "None".
+        "na_values": list(dialect.na_values),
+        "keep_default_na": False,
         # Spaces after a delimiter are layout (", <=50K"), not part of the value.
-        return pd.read_csv(path, skipinitialspace=True, **options)
-    except UnicodeDecodeError:
-        raise _not_utf8(path) from None
+        "skipinitialspace": True,
+    }
+    try:
+        read = pd.read_csv(path, **(settings | options))
+        return _said(read, path, dialect) if "chunksize" in options else read
+    except UnicodeError:
+        raise _undecodable(path, dialect) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise ConfigError(
             f"data.path: {str(path)!r} is not a readable CSV file ({first_line(error)}); "
-            "allowed: a comma-separated file with a header row"
+            f"allowed: a file of {dialect.shown_delimiter!r}-separated fields with a header row "
+            "(data.delimiter sets the separator)"
         ) from None
 
 
-def _not_utf8(path: Path) -> ConfigError:
-    """The refusal of a file that is not UTF-8, naming the first row and column that is not."""
+def _said(chunks, path: Path, dialect: CsvDialect):
+    """pandas' chunks of a file, a decoding or parse error met deep in it said as `_read` says one."""
+    import pandas as pd
+
+    with chunks:
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except UnicodeError:
+                raise _undecodable(path, dialect) from None
+            except pd.errors.ParserError as error:
+                raise ConfigError(
+                    f"data.path: {str(path)!r} is not a readable CSV file ({first_line(error)}); allowed: "
+                    f"{dialect.shown_delimiter!r}-separated fields, as many in every row as in the header"
+                ) from None
+            yield chunk
+
+
+def _undecodable(path: Path, dialect: CsvDialect) -> ConfigError:
+    """The refusal of a file that is not in its configured encoding; for UTF-8, naming the first row
+    and column that is not, and the option that reads another encoding."""
+    allowed = (
+        "allowed: data.encoding=<the file's encoding> (cp1252 or latin-1 for most files a spreadsheet "
+        "saved in Western Europe), or re-save it as UTF-8"
+    )
+    if dialect.encoding != "utf-8":
+        return ConfigError(f"data.encoding: {str(path)!r} is not {dialect.encoding} text; {allowed}")
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as file:
-        reader = csv.reader(file)
+        reader = csv.reader(file, delimiter=dialect.delimiter)
         header = next(reader, [])
         for row, cells in enumerate(itertools.chain([header], reader)):
             for index, cell in enumerate(cells):
@@ -166,10 +305,10 @@ def _not_utf8(path: Path) -> ConfigError:
                 where = "the header row" if row == 0 else f"data row {row}"
                 column = header[index] if row and index < len(header) else f"number {index + 1}"
                 return ConfigError(
-                    f"data.path: column {column!r} of {str(path)!r} is not UTF-8 in {where} (byte "
-                    f"{ord(escaped.group()) - 0xDC00:#04x}); allowed: a UTF-8 file (re-save it as UTF-8)"
+                    f"data.encoding: column {column!r} of {str(path)!r} is not UTF-8 in {where} (byte "
+                    f"{ord(escaped.group()) - 0xDC00:#04x}); {allowed}"
                 )
-    return ConfigError(f"data.path: {str(path)!r} is not UTF-8; allowed: a UTF-8 file (re-save it as UTF-8)")
+    return ConfigError(f"data.encoding: {str(path)!r} is not UTF-8; {allowed}")
 
 
 def _texts(column, path: Path, first_row: int, labelled: np.ndarray) -> np.ndarray:
@@ -215,23 +354,30 @@ def _text_column(config: DataConfig, path: Path, head) -> str | None:
     return None
 
 
-def _numeric(frame, layout: TableLayout, path: Path, first_row: int):
-    """The chunk with its numeric columns as numbers (NaN where empty), refusing a cell that is
-    text with its row."""
+def _numeric(frame, layout: TableLayout, path: Path, first_row: int, decimal: str):
+    """The chunk with its numeric columns as numbers (NaN where empty). A cell that is other text is
+    read as empty and gathered in `layout.stray`; a chunk where most of a column's cells are text
+    stops the run, naming the first such cell."""
     import pandas as pd
 
     for column in layout.numeric:
         values = frame[column.name]
         if pd.api.types.is_numeric_dtype(values):
             continue
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = numbers.isna() & values.notna()
+        numbers = as_numbers(values, decimal)
+        bad = (numbers.isna() & values.notna()).to_numpy()
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ConfigError(
-                f"data.columns: column {column.name!r} of {str(path)!r} is numeric ({column.reason}) but "
-                f"holds {values.iloc[row]!r} in data row {first_row + row + 1}; allowed: a number or an "
-                f"empty cell, or data.columns.{column.name}=categorical"
+            rows = np.flatnonzero(bad)
+            if len(rows) > MAX_STRAY_SHARE * int(values.notna().sum()):
+                raise ConfigError(
+                    f"data.columns: column {column.name!r} of {str(path)!r} is numeric ({column.reason}) but "
+                    f"holds {values.iloc[rows[0]]!r} in data row {first_row + rows[0] + 1}, and "
+                    f"{len(rows):,} of its {len(values):,} cells from there are not numbers; allowed: "
+                    "numbers, empty cells (data.na_values) and a few other cells, or "
+                    f"data.columns.{column.name}=categorical"
+                )
+            layout.stray.setdefault(column.name, StrayCells()).add(
+                first_row + rows + 1, values.iloc[rows[:STRAY_CELLS_SHOWN]].tolist()
             )
         frame[column.name] = numbers
     return frame
@@ -256,7 +402,7 @@ def _codes_from_column(column, path: Path) -> np.ndarray:
     return codes
 
 
-def _table_layout(config: DataConfig, path: Path, head) -> TableLayout:
+def _table_layout(config: DataConfig, path: Path, head, dialect: CsvDialect) -> TableLayout:
     """The kind of every column besides the target and the split: as `data.columns` sets it, else
     inferred from the file's first rows; only `data.features` when given. Refuses names that are not
     columns, and a table with no column to read."""
@@ -287,7 +433,9 @@ def _table_layout(config: DataConfig, path: Path, head) -> TableLayout:
                 f"data.features: {config.target!r} is the target column; allowed: the other columns"
             )
         candidates = list(config.features)
-    layout = plan_columns(head, candidates, kinds, chosen=config.features is not None)
+    layout = plan_columns(
+        head, candidates, kinds, chosen=config.features is not None, decimal=dialect.decimal
+    )
     if not layout.read:
         why = (
             "; ".join(f"{column.name}: {column.reason}" for column in layout.unread)
@@ -300,7 +448,7 @@ def _table_layout(config: DataConfig, path: Path, head) -> TableLayout:
     return layout
 
 
-def _forecast(config: DataConfig, path: Path, head) -> SourceData:
+def _forecast(config: DataConfig, path: Path, head, dialect: CsvDialect) -> SourceData:
     """Windows of `window` past values predicting the `horizon` next ones, split in time order.
 
     The series is cut in three stretches (train, validation, test: the last `test_fraction` of
@@ -318,7 +466,7 @@ def _forecast(config: DataConfig, path: Path, head) -> SourceData:
     wanted = [config.target] + (
         [config.time_column] if config.time_column not in (None, config.target) else []
     )
-    frame = _read(path, usecols=wanted)
+    frame = _read(path, dialect, usecols=wanted)
     if config.time_column is not None:
         frame = frame.sort_values(config.time_column, kind="stable")
     column = frame[config.target]

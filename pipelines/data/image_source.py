@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipelines.config import ConfigError, DataConfig
-from pipelines.data.own_files import class_folder_files
+import numpy as np
+
+from pipelines.config import DataConfig
+from pipelines.data.own_files import UnreadableFile, class_folder_files
 from pipelines.data.source import Chunk, SourceData, first_line, route, without_autotuning
 
 # The files `keras.utils.image_dataset_from_directory` reads.
@@ -21,31 +23,31 @@ def read_images(config: DataConfig) -> SourceData:
     found = class_folder_files(config, IMAGE_EXTENSIONS, "image")
     files, labels, codes = found.files, found.labels, found.codes
     channels = 1 if config.grayscale else 3
+    unreadable = found.unreadable(config, "image")
 
     def chunks() -> Iterator[Chunk]:
         import tensorflow as tf
 
         decode = tf.autograph.experimental.do_not_convert(
-            lambda path: _decoded(path, channels, config.image_size)
+            lambda index, path: (index, _decoded(path, channels, config.image_size))
         )
-        images = tf.data.Dataset.from_tensor_slices([str(file) for file in files]).map(
-            decode,
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        # An image that does not decode drops out of the stream (ignore_errors); the indices that
+        # come through say which, and the file is then decoded alone for the reason.
+        images = tf.data.Dataset.from_tensor_slices((np.arange(len(files)), [str(file) for file in files]))
+        images = images.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
         # Decoding is CPU-bound on every core already: no autotuning model (`without_autotuning`).
-        batches = iter(without_autotuning(images.batch(CHUNK_IMAGES).prefetch(1)))
-        start = 0
-        while start < len(files):
-            try:
-                x = next(batches).numpy()
-            except tf.errors.InvalidArgumentError as error:
-                raise _undecodable(files[start:], channels, error) from None
-            rows = slice(start, start + len(x))
-            yield from route(codes[rows], x, labels[rows])
-            start += len(x)
+        expected = 0
+        for indices, x in without_autotuning(images.batch(CHUNK_IMAGES).prefetch(1)):
+            indices = indices.numpy()
+            for index in np.setdiff1d(np.arange(expected, indices[-1] + 1), indices):
+                unreadable.meet(_undecodable(files[index], channels))
+            expected = indices[-1] + 1
+            yield from route(codes[indices], x.numpy(), labels[indices])
+        for index in range(expected, len(files)):
+            unreadable.meet(_undecodable(files[index], channels))
+        unreadable.done(len(files))
 
-    return found.source_data(config, "images", (*config.image_size, channels), "uint8", chunks)
+    return found.source_data(config, "images", (*config.image_size, channels), "uint8", chunks, unreadable)
 
 
 def _decoded(path, channels: int, size: list[int]):
@@ -57,19 +59,13 @@ def _decoded(path, channels: int, size: list[int]):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def _undecodable(candidates: list[Path], channels: int, error: Exception) -> ConfigError:
-    """The error naming the first of `candidates` that does not decode (the one tf.data hit)."""
+def _undecodable(file: Path, channels: int) -> UnreadableFile:
+    """Why an image that dropped out of the decoding stream does not decode."""
     import tensorflow as tf
 
-    for file in candidates:
-        try:
-            tf.io.decode_image(tf.io.read_file(str(file)), channels=channels, expand_animations=False)
-        except tf.errors.InvalidArgumentError as problem:
-            return ConfigError(
-                f"data.path: image {str(file)!r} cannot be decoded ({first_line(problem)}); "
-                f"allowed: {', '.join(IMAGE_EXTENSIONS)} files that open as images"
-            )
-    return ConfigError(
-        f"data.path: an image cannot be decoded ({first_line(error)}); "
-        f"allowed: {', '.join(IMAGE_EXTENSIONS)} files"
-    )
+    allowed = f"allowed: {', '.join(IMAGE_EXTENSIONS)} files that open as images"
+    try:
+        tf.io.decode_image(tf.io.read_file(str(file)), channels=channels, expand_animations=False)
+    except tf.errors.OpError as problem:
+        return UnreadableFile(file, f"cannot be decoded ({first_line(problem)})", allowed)
+    return UnreadableFile(file, "could not be decoded while the folder was read", allowed)

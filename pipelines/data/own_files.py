@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,48 @@ from pipelines.data.source import (
 MAX_INFERRED_CLASSES = 20
 # Split names a CSV `split` column or an image folder's split sub-folders may use.
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+SKIPPED_SHOWN = 3  # skipped files named in the note a prepare run prints (all are in its artifact)
+
+
+class UnreadableFile(Exception):
+    """A file of the user's folder that cannot be read: why, and what a readable one is."""
+
+    def __init__(self, file: Path, reason: str, allowed: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.file, self.reason, self.allowed = file, reason, allowed
+
+
+@dataclass
+class UnreadableFiles:
+    """What a folder source does with a file it cannot read: stop the run naming it
+    (`data.on_unreadable: error`), or leave it out and list it (`skip`): in `skipped` and, once the
+    folder has been read, in a note."""
+
+    folder: Path
+    kind: str  # how refusals name a file: "image", "WAV file", "text file"
+    skip: bool
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def meet(self, problem: UnreadableFile) -> None:
+        """Refuse the file, or leave it out under `skip`."""
+        if not self.skip:
+            raise ConfigError(
+                f"data.path: {self.kind} {str(problem.file)!r} {problem.reason}; {problem.allowed} "
+                "(or data.on_unreadable=skip to leave such files out)"
+            )
+        self.skipped.append({"file": os.path.relpath(problem.file, self.folder), "reason": problem.reason})
+
+    def done(self, total: int) -> None:
+        """Note the files left out, once all `total` have been read."""
+        if not self.skipped:
+            return
+        shown = ", ".join(entry["file"] for entry in self.skipped[:SKIPPED_SHOWN])
+        more = ", ..." if len(self.skipped) > SKIPPED_SHOWN else ""
+        self.notes.append(
+            f"skipped {len(self.skipped):,} of {total:,} {self.kind}s that cannot be read "
+            f"(data.on_unreadable=skip): {shown}{more}; all are listed in skipped_files.json"
+        )
 
 
 def existing(path_text: str, folder: bool | None) -> Path:
@@ -112,6 +154,10 @@ class ClassFolderFiles:
     codes: np.ndarray  # split code per file (TRAIN, VALIDATION, TEST)
     class_names: list[str]
 
+    def unreadable(self, config: DataConfig, kind: str) -> UnreadableFiles:
+        """What reading these files does with one that cannot be read, as `data.on_unreadable` says."""
+        return UnreadableFiles(self.folder, kind, skip=config.on_unreadable == "skip")
+
     def source_data(
         self,
         config: DataConfig,
@@ -119,11 +165,14 @@ class ClassFolderFiles:
         element_shape: tuple[int, ...],
         stored_dtype: str,
         chunks: Callable[[], Iterator[Chunk]],
+        unreadable: UnreadableFiles,
         **extra,
     ) -> SourceData:
         """These files as the classification source `source` (images, text, audio) whose `chunks`
-        read them, known again by the folder's fingerprint."""
+        read them, known again by the folder's fingerprint; the files `unreadable` left out listed."""
         return SourceData(
+            notes=unreadable.notes,
+            skipped=unreadable.skipped,
             name=config.name,
             version=file_fingerprint(self.folder),
             source=source,

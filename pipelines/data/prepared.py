@@ -106,6 +106,10 @@ class PreparedDataset:
     table_schema: list[dict] = field(default_factory=list)
     # What reading the source changed or left out, one sentence each.
     notes: list[str] = field(default_factory=list)
+    # How the source was read (a CSV's delimiter, encoding and decimal mark).
+    reading: dict[str, str] = field(default_factory=dict)
+    # Files of the user's folder left out as unreadable: {"file", "reason"} each.
+    skipped: list[dict[str, str]] = field(default_factory=list)
     # How this process got it: prepared now (and how long that took) or found already prepared.
     reused: bool = True
     seconds: float = 0.0
@@ -382,6 +386,8 @@ def open_prepared(store: Path, digest: str) -> PreparedDataset | None:
         train_target_means=manifest["train_target_means"],
         table_schema=manifest.get("table_schema", []),
         notes=manifest.get("notes", []),
+        reading=manifest.get("reading", {}),
+        skipped=manifest.get("skipped", []),
     )
 
 
@@ -425,8 +431,9 @@ def materialise(source: SourceData, store: Path, max_examples: int | None = None
             writer.close()
         missing = [split for split in SPLITS if split not in writers or not writers[split].size]
         if missing:
+            skipped = f" once {len(source.skipped)} unreadable file(s) were skipped" if source.skipped else ""
             raise DataError(
-                f"dataset {source.name!r} has no {missing[0]} example; every one of "
+                f"dataset {source.name!r} has no {missing[0]} example{skipped}; every one of "
                 f"{', '.join(SPLITS)} needs at least one"
             )
         digest = _digest(source, writers)
@@ -628,6 +635,8 @@ def _digest(source: SourceData, writers: dict[str, _SplitWriter]) -> str:
     """Content hash of every split's examples and schema: equal digests mean equal data."""
     sha = hashlib.sha256(f"deeparch-prepared-{FORMAT_VERSION}".encode())
     schema = [source.element_shape, source.stored_dtype, source.target_shape, source.task, source.class_names]
+    if source.reading:  # the same rows read another way keep their own manifest (dialect, notes)
+        schema.append(source.reading)
     if source.table is not None:  # what each column holds, not why (inferred from how many rows)
         schema.append([(column.name, column.kind, column.key) for column in source.table.read])
     sha.update(json.dumps(schema).encode())
@@ -688,6 +697,8 @@ def _manifest(source: SourceData, writers: dict[str, _SplitWriter], digest: str)
         "train_target_means": train_targets.mean.tolist() if train_targets.mean is not None else None,
         "table_schema": _table_schema(source, writers, data_spec),
         "notes": source.notes,
+        "reading": source.reading,
+        "skipped": source.skipped,
         "class_counts": {
             split: {_class_name(source, label): count for label, count in sorted(writer.labels.items())}
             for split, writer in writers.items()

@@ -84,7 +84,13 @@ class SourceData:
     # A table (stored dtype "table"): its columns, how each is read and why; chunks hold TableRows.
     table: TableLayout | None = None
     # What reading the source changed or left out, one sentence each (rows without a target).
+    # Chunks may add to it as they are read: it is kept once every chunk has been.
     notes: list[str] = field(default_factory=list)
+    # How the source was read, for the prepare run's params (a CSV's delimiter, encoding, decimal).
+    reading: dict[str, str] = field(default_factory=dict)
+    # Files of a folder left out because they cannot be read (data.on_unreadable: skip), each
+    # {"file": path within the folder, "reason": why}; filled as the chunks are read.
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 def assign_splits(

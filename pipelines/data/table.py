@@ -42,6 +42,11 @@ EXAMPLES_SHOWN = 5
 NUMBER_BINS = 16
 SAMPLE_SIZE = 20_000
 SAMPLE_SEED = 97
+# A column of text cells of which at least this share reads as numbers is numeric: its other cells
+# (a stray `oops`, `unknown`) are read as empty and reported, with their rows.
+MIN_NUMBER_SHARE = 0.95
+MAX_STRAY_CELLS = 2  # ... or at most this many cells, in a short table
+STRAY_CELLS_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,34 @@ class ColumnPlan:
 
 
 @dataclass
+class StrayCells:
+    """The cells of a numeric column that are not numbers (read as empty): how many, and the first
+    few with their data row numbers."""
+
+    count: int = 0
+    first: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, rows: np.ndarray, values: Sequence[str]) -> None:
+        self.count += len(rows)
+        room = STRAY_CELLS_SHOWN - len(self.first)
+        self.first.extend(
+            (int(row), str(value)) for row, value in zip(rows[:room], values[:room], strict=True)
+        )
+
+    def described(self) -> str:
+        shown = ", ".join(f"{value!r} (data row {row})" for row, value in self.first)
+        more = f" and {self.count - len(self.first):,} more" if self.count > len(self.first) else ""
+        return f"{shown}{more}"
+
+
+@dataclass
 class TableLayout:
     """The columns of a table in storage order: numbers first, then categories; the others kept
-    for the schema, with why they are not read."""
+    for the schema, with why they are not read. `stray` gathers, while the table is read, the
+    cells of numeric columns that are not numbers."""
 
     columns: list[ColumnPlan]
+    stray: dict[str, StrayCells] = field(default_factory=dict)
 
     @property
     def numeric(self) -> list[ColumnPlan]:
@@ -83,7 +111,9 @@ class TableLayout:
         return [column for column in self.columns if not column.read]
 
 
-def plan_columns(head, candidates: Sequence[str], kinds: dict[str, str], chosen: bool) -> TableLayout:
+def plan_columns(
+    head, candidates: Sequence[str], kinds: dict[str, str], chosen: bool, decimal: str = "."
+) -> TableLayout:
     """Each candidate column's kind: as `kinds` sets it, else inferred from the rows of `head` (a
     pandas DataFrame). `chosen`: the user listed these columns, so none is ignored by inference."""
     plans = []
@@ -91,7 +121,7 @@ def plan_columns(head, candidates: Sequence[str], kinds: dict[str, str], chosen:
         if name in kinds:
             kind, reason = kinds[name], "set by data.columns"
         else:
-            kind, reason = infer_kind(head[name])
+            kind, reason = infer_kind(head[name], decimal)
             if chosen and kind == "ignore":
                 kind, reason = _plain_kind(head[name]), "listed in data.features"
         plans.append(ColumnPlan(name, kind, reason))
@@ -102,7 +132,7 @@ def plan_columns(head, candidates: Sequence[str], kinds: dict[str, str], chosen:
     return TableLayout(plans)
 
 
-def infer_kind(values) -> tuple[str, str]:
+def infer_kind(values, decimal: str = ".") -> tuple[str, str]:
     """The kind of a column from its values (a pandas Series as read), and why, in a few words."""
     import pandas as pd
 
@@ -112,6 +142,12 @@ def infer_kind(values) -> tuple[str, str]:
     distinct = int(present.nunique())
     if distinct == 1 and len(present) == len(values):
         return "ignore", f"the same value in every row ({_shown(present.iloc[0])})"
+    if not pd.api.types.is_numeric_dtype(values):
+        stray = ~as_numbers(present, decimal).notna()
+        few = max(MAX_STRAY_CELLS, (1 - MIN_NUMBER_SHARE) * len(present))
+        if stray.sum() <= few and present[~stray].nunique() > 1:
+            count = int(stray.sum())
+            return "numeric", f"numbers, but for {count} cell(s) in the first rows that are not"
     if pd.api.types.is_numeric_dtype(values):
         numbers = present.to_numpy()
         counts_rows = (
@@ -130,6 +166,18 @@ def infer_kind(values) -> tuple[str, str]:
     if distinct == len(present) >= MIN_ROWS_FOR_IDENTIFIER:
         return "ignore", "a different value in every row (an identifier)"
     return "categorical", f"text with {distinct} distinct values"
+
+
+def as_numbers(values, decimal: str = "."):
+    """A pandas Series of cells as numbers, NaN where a cell is not one (`decimal` its decimal mark)."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    text = values.astype("string").str.strip()
+    if decimal != ".":
+        text = text.str.replace(decimal, ".", regex=False)
+    return pd.to_numeric(text, errors="coerce")
 
 
 def _plain_kind(values) -> str:
@@ -374,6 +422,13 @@ def schema(layout: TableLayout, totals: TableStatistics, columns: tuple[TableCol
                 "missing_indicator": column.missing,
                 "bins": max(0, len(column.bin_edges) - 1),
             }
+            stray = layout.stray.get(plan.name)
+            if stray is not None:
+                # Counted among the missing cells above, and named here.
+                entry |= {
+                    "not_numbers": stray.count,
+                    "not_numbers_first": [{"data_row": row, "cell": cell} for row, cell in stray.first],
+                }
         elif plan.name in categorical:
             counter = totals.categories[categorical[plan.name]]
             column = learnt[plan.name]

@@ -38,6 +38,7 @@ def prepare_stage(config: ExperimentConfig, dataset: PreparedDataset | None = No
                 **{f"dataset.size.{name}": size for name, size in dataset.sizes().items()},
                 **({"dataset.location": dataset.location} if dataset.location else {}),
                 **({"dataset.features": dataset.features} if dataset.features else {}),
+                **{f"dataset.{key}": value for key, value in dataset.reading.items()},
             }
         )
         mlflow.log_metrics(
@@ -47,6 +48,9 @@ def prepare_stage(config: ExperimentConfig, dataset: PreparedDataset | None = No
             }
         )
         mlflow.set_tag("dataset_materialised", "reused" if dataset.reused else "now")
+        if dataset.skipped:
+            mlflow.set_tag("skipped_files", len(dataset.skipped))
+            mlflow.log_dict({"skipped": dataset.skipped}, "skipped_files.json")
         log_dataset_inputs(dataset)
         if dataset.spec.task == "classification":
             counts = {split: dataset.class_counts(split) for split in dataset.splits}
