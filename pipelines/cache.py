@@ -2,7 +2,9 @@
 
 A stage's fingerprint hashes its own resolved config sections, the run ids of the stage runs it
 reads (or, for prepare, the dataset's content digest) and the code version (package version and
-git commit). A finished run with the same fingerprint is reused instead of recomputed.
+git commit); train's also hashes the file of the model builder's module, so that an edited builder
+(a user's own, outside this repository) trains again. A finished run with the same fingerprint is
+reused instead of recomputed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from importlib import metadata
 
 import mlflow
 
+from models import registry
 from pipelines import tracking
 from pipelines.config import ConfigError, ExperimentConfig
 
@@ -58,6 +61,8 @@ def fingerprint(config: ExperimentConfig, stage: str, upstream: str) -> str:
         "upstream": upstream,
         "code": code_version(),
     }
+    if stage == "train":
+        payload["builder_source"] = registry.source_digest(config.architecture, config.builder_folder)
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -466,8 +466,26 @@ class LSTMConfig(RecurrentConfig):
         return cell
 
 
+class BuilderConfig(StrictModel):
+    """A user's own model: a builder named by import path, with its keyword arguments (checked
+    against the builder's signature and type hints by `pipelines.builders` when resolved)."""
+
+    architecture: Literal["custom"] = "custom"
+    builder: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] = Field(
+        description="The builder as module:function (e.g. my_models.resnet:build), on the Python path "
+        "or beside the experiment file; it takes the DataSpec and params, returns an uncompiled keras.Model."
+    )
+    params: dict[str, Any] = Field({}, description="Keyword arguments of the builder besides the spec.")
+    path: str | None = Field(
+        None,
+        description="Folder the builder's module is imported from; set to the experiment file's folder "
+        "when the module is found there, None: the Python path.",
+    )
+
+
 ModelConfig = Annotated[
-    MLPConfig | CNNConfig | GANConfig | RNNConfig | LSTMConfig, Field(discriminator="architecture")
+    MLPConfig | CNNConfig | GANConfig | RNNConfig | LSTMConfig | BuilderConfig,
+    Field(discriminator="architecture"),
 ]
 
 
@@ -703,6 +721,14 @@ class ExperimentConfig(StrictModel):
     # neither in the config's hash nor in its YAML).
     _adjustments: list[str] = PrivateAttr(default_factory=list)
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _builder_is_custom(cls, model: Any) -> Any:
+        # `model: {builder: pkg.mod:fn, params: {...}}` needs no `architecture: custom`.
+        if isinstance(model, dict) and "builder" in model and "architecture" not in model:
+            return {"architecture": "custom", **model}
+        return model
+
     @model_validator(mode="after")
     def _image_augmentation_on_images(self) -> ExperimentConfig:
         # Known here for CSV files and the embedded sequence datasets; the builder refuses the rest.
@@ -727,8 +753,13 @@ class ExperimentConfig(StrictModel):
 
     @property
     def architecture(self) -> str:
-        """The registered architecture name."""
-        return self.model.architecture
+        """The registered architecture name, or a custom builder's import path."""
+        return self.model.builder if isinstance(self.model, BuilderConfig) else self.model.architecture
+
+    @property
+    def builder_folder(self) -> str | None:
+        """The folder a custom builder's module is imported from (None: the Python path)."""
+        return self.model.path if isinstance(self.model, BuilderConfig) else None
 
     @property
     def adjustments(self) -> list[str]:
@@ -737,6 +768,8 @@ class ExperimentConfig(StrictModel):
 
     def hparams(self) -> dict[str, Any]:
         """Keyword arguments for the model builder."""
+        if isinstance(self.model, BuilderConfig):
+            return dict(self.model.params)
         pipeline_only = getattr(self.model, "pipeline_only_fields", frozenset())
         return self.model.model_dump(exclude={"architecture", *pipeline_only})
 
@@ -805,7 +838,8 @@ def load_experiments(name_or_path: str, overrides: list[str] = ()) -> list[Exper
 
 def _load_experiments(name_or_path: str, inherited: list[str], given: list[str]) -> list[ExperimentConfig]:
     """`inherited`: the overrides of the suites that name this file; `given`: the user's."""
-    raw = _read_yaml(experiment_path(name_or_path))
+    path = experiment_path(name_or_path)
+    raw = _read_yaml(path)
     if "experiments" in raw:
         unknown = set(raw) - {"experiments", "description", "overrides"}
         if unknown:
@@ -819,7 +853,7 @@ def _load_experiments(name_or_path: str, inherited: list[str], given: list[str])
             name, own = _suite_member(member, name_or_path)
             configs.extend(_load_experiments(name, [*inherited, *shared, *own], given))
         return configs
-    return [resolve(raw, [*inherited, *given], source=name_or_path, given=given)]
+    return [resolve(raw, [*inherited, *given], source=name_or_path, given=given, folder=path.parent)]
 
 
 def _suite_member(member: Any, suite: str) -> tuple[str, list[str]]:
@@ -852,20 +886,25 @@ def resolve(
     overrides: list[str] = (),
     source: str = "config",
     given: list[str] | None = None,
+    folder: Path | None = None,
 ) -> ExperimentConfig:
     """Validate a raw config dict after applying dotted overrides, then fit it to its data.
 
     `given` are the overrides the user typed (default: all of them): what the experiment file
     sets is adapted to the data with a note in `adjustments`, what the user set is refused.
+    `folder` (the experiment file's) is where a custom builder's module is looked for first.
     """
     tree = copy.deepcopy(raw)
     parsed = [parse_override(item) for item in overrides]
     overridden_model_keys = {path[1] for path, _ in parsed if len(path) > 1 and path[0] == "model"}
     for path, value in parsed:
-        if path == ["model", "architecture"] and isinstance(tree.get("model"), dict):
-            if tree["model"].get("architecture") != value:
-                # Another architecture's hyper-parameters would be unknown keys: keep only those
-                # the command line sets.
+        if path in (["model", "architecture"], ["model", "builder"]) and isinstance(tree.get("model"), dict):
+            current = dict(tree["model"])
+            if "builder" in current:
+                current.setdefault("architecture", "custom")
+            if current.get(path[1]) != value:
+                # Another architecture's (or builder's) hyper-parameters would be unknown keys:
+                # keep only those the command line sets.
                 tree["model"] = {
                     key: item for key, item in tree["model"].items() if key in overridden_model_keys
                 }
@@ -879,6 +918,10 @@ def resolve(
         config = ExperimentConfig.model_validate(tree)
     except ValidationError as error:
         raise ConfigError(_describe(error, source)) from None
+    if isinstance(config.model, BuilderConfig):
+        from pipelines.builders import check_builder  # imports the user's module
+
+        check_builder(config.model, folder, source)
     overridden = {".".join(path) for path, _ in parsed}
     typed = overridden if given is None else {".".join(parse_override(item)[0]) for item in given}
     own_data = config.data.source != "tfds" and bool(overridden & {"data.source", "data.path"})

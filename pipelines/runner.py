@@ -19,7 +19,7 @@ from pipelines.stages.evaluate import evaluate_stage
 from pipelines.stages.export import export_stage
 from pipelines.stages.prepare import prepare_stage
 from pipelines.stages.results import EvaluateResult, ExportResult, PrepareResult, TrainResult
-from pipelines.stages.train import check_config_fits_data, train_stage
+from pipelines.stages.train import check_config_fits_data, check_model_builds, train_stage
 
 if TYPE_CHECKING:
     import keras
@@ -72,6 +72,7 @@ def run_pipeline(
     progress.stage("prepare")  # reading a source the first time is most of preparing it
     dataset = load_dataset(config.data)
     check_config_fits_data(config, dataset)  # before any run starts
+    check_model_builds(config, dataset)
     # A GAN's evaluator classifier is a pipeline run of its own, trained (or reused) first.
     evaluator = None
     if config.architecture == "gan":
@@ -135,6 +136,8 @@ def train(config: ExperimentConfig, dataset: PreparedDataset | None = None) -> T
     config, _ = _for_this_worker(config, None)
     tracking.configure(config)
     dataset = dataset or load_dataset(config.data)
+    check_config_fits_data(config, dataset)  # before the prepare run
+    check_model_builds(config, dataset)
     prepared = _cached_prepare(config, dataset, forced=set())
     result = train_stage(config, prepared)
     cache.mark(result.run_id, cache.fingerprint(config, "train", prepared.run_id))

@@ -320,7 +320,7 @@ def _sweep_hash(experiment: str, axes: list[Axis], fixed: list[str], sample: int
 def _check_against_data(plan: SweepPlan) -> None:
     """Refuse the sweep, before any run, when a combination's model cannot read its dataset."""
     from pipelines.data import load_dataset
-    from pipelines.stages.train import check_config_fits_data
+    from pipelines.stages.train import check_config_fits_data, check_model_builds
 
     problems = []
     by_data: dict[str, list[Combination]] = {}
@@ -331,6 +331,7 @@ def _check_against_data(plan: SweepPlan) -> None:
         for combination in group:
             try:
                 check_config_fits_data(combination.config, dataset)
+                check_model_builds(combination.config, dataset)
             except ConfigError as error:
                 problems.append(f"{combination.label}: {error}")
     if problems:

@@ -160,7 +160,7 @@ def check_against_data(plan: TunePlan) -> None:
     """Refuse the plan when a bound's config cannot read its data (preparing it once, before any
     run); then settle the metric, the study's name and its storage."""
     from pipelines.data import load_dataset
-    from pipelines.stages.train import check_config_fits_data
+    from pipelines.stages.train import check_config_fits_data, check_model_builds
 
     configs = plan.bound_configs
     dataset = load_dataset(configs[0].data)  # prepared once, reused by every trial
@@ -169,6 +169,7 @@ def check_against_data(plan: TunePlan) -> None:
             continue  # a searched data key: checked against its own data when its trial runs
         try:
             check_config_fits_data(config, dataset)
+            check_model_builds(config, dataset)
         except ConfigError as error:
             raise ConfigError(f"tune.space of {plan.experiment!r}: {error}; no trial was started") from None
     task = "generation" if plan.config.architecture == "gan" else dataset.spec.task

@@ -13,6 +13,7 @@ import keras
 import mlflow
 
 import models
+from models.spec import DataSpec
 from pipelines import distribute, plots, tracking
 from pipelines.callbacks import (
     CheckpointEvery,
@@ -24,6 +25,7 @@ from pipelines.callbacks import (
 from pipelines.config import (
     AUDIO_ARCHITECTURES,
     TEXT_ARCHITECTURES,
+    BuilderConfig,
     ConfigError,
     ExperimentConfig,
     TrainConfig,
@@ -79,7 +81,7 @@ def train_stage(
     strategy = distribute.strategy(config.train.strategy)
     workers = distribute.worker_count(config.train.strategy)
     with strategy.scope():
-        model = models.build(config.architecture, spec, **config.hparams(), **data_hparams(config, dataset))
+        model = build_model(config, spec, **data_hparams(config, dataset))
         xla_blocked_by = []
         if generative:
             model.compile()  # each network's Adam optimizer comes from the model config
@@ -235,20 +237,52 @@ def _input_sharding(split, workers: int) -> str:
     return "file" if reads_own_files(split, workers) else "data"
 
 
+def build_model(config: ExperimentConfig, spec: DataSpec, **data_arguments) -> keras.Model:
+    """The configured model, uncompiled; a custom builder that raises or returns something else
+    than a keras.Model is a ConfigError naming model.builder."""
+    custom = isinstance(config.model, BuilderConfig)
+    try:
+        model = models.build(
+            config.architecture, spec, config.builder_folder, **config.hparams(), **data_arguments
+        )
+    except Exception as error:
+        if not custom:
+            raise
+        raise ConfigError(
+            f"model.builder: {config.architecture!r} raised {type(error).__name__}: {error}; "
+            "check model.params and what the builder does with the DataSpec"
+        ) from error
+    if not isinstance(model, keras.Model):
+        raise ConfigError(
+            f"model.builder: {config.architecture!r} returned a {type(model).__name__}, not a keras.Model; "
+            "allowed: a builder that returns an uncompiled keras.Model"
+        )
+    return model
+
+
+def check_model_builds(config: ExperimentConfig, dataset: PreparedDataset) -> None:
+    """Build a custom builder's model once, before any run exists, so that a builder that fails is
+    refused up front (the built-in families are known to build)."""
+    if isinstance(config.model, BuilderConfig):
+        build_model(config, dataset.spec)
+
+
 def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -> None:
     """Refuse, before any training, an architecture or probe that cannot read this dataset."""
     architecture = config.architecture
-    if dataset.spec.is_table and architecture not in TABLE_ARCHITECTURES:
+    # A custom builder reads the DataSpec and decides for itself what it can read.
+    known = not isinstance(config.model, BuilderConfig)
+    if known and dataset.spec.is_table and architecture not in TABLE_ARCHITECTURES:
         raise ConfigError(
             f"model.architecture: {architecture!r} cannot read the table of dataset {dataset.name!r} "
             f"(columns of numbers and categories); allowed for tables: {', '.join(TABLE_ARCHITECTURES)}"
         )
-    if dataset.spec.input_dtype == "string" and architecture not in TEXT_ARCHITECTURES:
+    if known and dataset.spec.input_dtype == "string" and architecture not in TEXT_ARCHITECTURES:
         raise ConfigError(
             f"model.architecture: {architecture!r} cannot read the text of dataset {dataset.name!r}; "
             f"allowed for text: {', '.join(TEXT_ARCHITECTURES)}"
         )
-    if dataset.spec.is_audio and architecture not in AUDIO_ARCHITECTURES:
+    if known and dataset.spec.is_audio and architecture not in AUDIO_ARCHITECTURES:
         raise ConfigError(
             f"model.architecture: {architecture!r} cannot read the audio of dataset {dataset.name!r}; "
             f"allowed for audio: {', '.join(AUDIO_ARCHITECTURES)}"
@@ -297,7 +331,9 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
 def data_hparams(config: ExperimentConfig, dataset: PreparedDataset) -> dict:
     """Builder arguments learnt from the data, on the train split's batches as they stream (never
     on the split held whole): for text, its vocabulary; for audio, the configured front end with
-    the mean and variance of each log-mel band."""
+    the mean and variance of each log-mel band. A custom builder gets none: it reads the raw data."""
+    if isinstance(config.model, BuilderConfig):
+        return {}
     if dataset.spec.is_audio:
         from models.audio import AudioFrontEnd, adapt_spectrogram_statistics
 
