@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import os
-import re
 import signal
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -216,29 +212,16 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _configs(args: argparse.Namespace):
-    from pipelines.config import load_experiments
+    from pipelines import api
 
-    # A TFDS catalog name is checked against the catalog, which imports TensorFlow.
-    with _native_stderr_filtered():
-        configs = load_experiments(args.experiment, args.overrides)
-    _print_adjustments(configs)
-    return configs
-
-
-def _print_adjustments(configs) -> None:
-    """One line for each change made to fit an experiment to its data (once per distinct line)."""
-    lines = dict.fromkeys(f"{config.name}: {note}" for config in configs for note in config.adjustments)
-    for line in lines:
-        print(line)
+    return api.load(args.experiment, args.overrides)
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    configs = _configs(args)
-    _quiet_libraries()
-    from pipelines import runner, tracking
+    from pipelines import api, tracking
 
-    for config in configs:
-        result = runner.prepare(config)
+    for config in _configs(args):
+        result = api.prepare(config)
         sizes = ", ".join(f"{name} {size}" for name, size in result.dataset.sizes().items())
         print(f"prepared {config.data.name} ({sizes}; digest {result.dataset.digest}) in run {result.run_id}")
         print(f"  {tracking.run_url(tracking.get_run(result.run_id))}")
@@ -246,22 +229,19 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pipelines import api, tracking
     from pipelines.config import ConfigError
 
     if args.resume and (args.experiment or args.overrides):
         raise ConfigError("--resume continues a run with its own config; give no -e and no overrides")
     if not args.resume and not args.experiment:
         raise ConfigError("train needs -e EXPERIMENT (or --resume TRAIN_RUN_ID)")
-    configs = [] if args.resume else _configs(args)
-    _quiet_libraries()
-    from pipelines import runner, tracking
-
     if args.resume:
-        result = runner.resume_train(args.resume)
+        result = api.resume_train(args.resume)
         print(f"resumed and finished train run {result.run_id}; model: {result.model_uri}")
         return 0
-    for config in configs:
-        result = runner.train(config)
+    for config in _configs(args):
+        result = api.train(config)
         final = {name: values[-1] for name, values in result.history.items()}
         shown = ", ".join(f"{name} {value:.4f}" for name, value in final.items())
         print(f"trained {config.name} in run {result.run_id}: {shown}")
@@ -271,20 +251,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    _quiet_libraries()
-    from pipelines import runner
+    from pipelines import api
 
-    result = runner.evaluate(args.run)
+    result = api.evaluate(args.run)
     shown = ", ".join(f"{name} {value:.4f}" for name, value in result.metrics.items())
     print(f"evaluated train run {args.run} in run {result.run_id}: {shown}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    _quiet_libraries()
-    from pipelines import runner
+    from pipelines import api
 
-    result = runner.export(args.run, args.out, register=args.register)
+    result = api.export(args.run, args.out, register=args.register)
     print(
         f"exported train run {args.run} to {result.path} (parity {result.parity:.2g}) in run {result.run_id}"
     )
@@ -306,7 +284,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines import cache
+    from pipelines import api, cache, tracking
     from pipelines.progress import Progress
 
     progress = Progress()  # the time so far counts from here
@@ -316,14 +294,11 @@ def _run(args: argparse.Namespace) -> int:
         from pipelines.config import ConfigError
 
         raise ConfigError(f"--out names one folder but {args.experiment!r} holds {len(configs)} experiments")
-    _quiet_libraries()
-    from pipelines import runner, tracking
-
     progress.total = len(configs)
     results = []
     for config in configs:
         progress.start(config.name)
-        results.append(runner.run_pipeline(config, args.out, force=args.force or (), progress=progress))
+        results.append(api.run(config, out=args.out, force=args.force or (), progress=progress))
     print()
     print(_summary_table(results))
     print()
@@ -378,17 +353,9 @@ def _headline(metrics: dict[str, float]) -> str:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from pipelines.sweep import plan_sweep
+    from pipelines import api, compare, tracking
 
-    plan = plan_sweep(args.experiment, args.overrides, args.random, args.seed)  # validates every config
-    if args.random is not None and plan.sample is None:
-        print(f"--random {args.random} covers the whole grid of {plan.grid_size} combinations")
-    _print_adjustments([combination.config for combination in plan.combinations])
-    print(f"sweep {plan.sweep_hash} of {args.experiment}: {len(plan.combinations)} runs ({plan.describe()})")
-    _quiet_libraries()
-    from pipelines import compare, sweep, tracking
-
-    result = sweep.run_sweep(plan)
+    result = api.sweep(args.experiment, args.overrides, random=args.random, seed=args.seed)
     rows = [
         [o.combination.label, o.run_id or "-", o.status, _headline(o.metrics) if o.metrics else "-"]
         for o in result.outcomes
@@ -411,36 +378,20 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from pipelines.config import ConfigError
-    from pipelines.tune import plan_tune
-
-    flags = {"trials": args.trials, "sampler": args.sampler, "pruner": args.pruner}
-    if args.trials is not None and args.trials < 1:
-        raise ConfigError(f"--trials {args.trials} is not allowed; give a number of trials >= 1")
-    if args.timeout is not None and args.timeout <= 0:
-        raise ConfigError(f"--timeout {args.timeout:g} is not allowed; give a number of seconds > 0")
-    overrides = [
-        *args.overrides,
-        *(f"tune.{key}={value}" for key, value in flags.items() if value is not None),
-    ]
-    with _native_stderr_filtered():  # a TFDS catalog name is checked against the catalog
-        plan = plan_tune(args.experiment, overrides, args.study, args.storage)  # validates the space
-    _print_adjustments([plan.config])
-    _quiet_libraries()
-    from pipelines import compare, tracking
+    from pipelines import api, compare, tracking
     from pipelines import tune as tuning
 
-    tuning.check_against_data(plan)
-    tune = plan.config.tune
-    pruning = f"{tune.pruner} pruning" + (
-        f" from epoch {plan.warmup_epochs}" if tune.pruner == "median" else ""
+    result = api.tune(
+        args.experiment,
+        args.overrides,
+        trials=args.trials,
+        timeout=args.timeout,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        study=args.study,
+        storage=args.storage,
     )
-    print(
-        f"study {plan.study_name} of {args.experiment}: {plan.trials} trials ({tune.sampler}, "
-        f"{pruning}) on {plan.metric} ({plan.direction}), in {tracking.masked_uri(plan.storage)}"
-    )
-
-    result = tuning.run_tune(plan, args.timeout)
+    plan = result.plan
     print()
     print(compare.render_table(["trial", "state", plan.metric, "values", "pipeline run"], result.rows))
     print()
@@ -458,21 +409,9 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pipelines import compare
+    from pipelines import api, compare
 
-    tag_columns: tuple[str, ...] = ()
-    if args.sweep:
-        runs, experiments = compare.sweep_runs(args.sweep)
-        scope = f"sweep run {args.sweep}"
-    elif args.tune:
-        runs, experiments, tuned_metric = compare.tune_runs(args.tune)
-        scope = f"tune run {args.tune}"
-        args.metric = args.metric or tuned_metric
-        tag_columns = compare.TRIAL_COLUMNS
-    else:
-        runs, experiments = compare.experiment_runs(args.experiment)
-        scope = f"experiment {args.experiment}"
-    comparison = compare.compare(runs, args.metric, experiments, scope, tag_columns)
+    comparison = api.compare(args.experiment, sweep=args.sweep, tune=args.tune, metric=args.metric)
     print(compare.render(comparison, args.format))
     # CSV stays machine-readable on stdout; the notes go to stderr.
     notes = sys.stderr if args.format == "csv" else sys.stdout
@@ -509,51 +448,6 @@ def _server(args: argparse.Namespace) -> int:
         allowed_hosts=args.allowed_hosts,
     )
     return server.serve(settings)
-
-
-def _quiet_libraries() -> None:
-    """Keep the libraries' chatter out of the user's terminal: TensorFlow's C++ start-up lines,
-    absl and TensorFlow warnings, TFDS progress bars. (MLflow's and Keras' notices are quieted
-    where they arise, in `tracking`.)"""
-    with _native_stderr_filtered():
-        import absl.logging
-        import tensorflow as tf
-        import tensorflow_datasets as tfds
-
-    absl.logging.set_verbosity(absl.logging.ERROR)
-    tf.get_logger().setLevel("ERROR")  # retracing notices from MLflow's input-example predictions
-    tfds.disable_progress_bar()
-
-
-# What TensorFlow's C++ code writes while it loads although TF_CPP_MIN_LOG_LEVEL asks for less:
-# absl logs INFO lines before its logging is initialised, and says so.
-_NATIVE_STDERR_NOISE = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called|[IW]\d{4} "
-    r"|To enable the following instructions: )"
-)
-
-
-@contextlib.contextmanager
-def _native_stderr_filtered() -> Iterator[None]:
-    """Hold what native code writes to stderr (file descriptor 2) inside the block, then pass on
-    all but TensorFlow's start-up INFO and WARNING lines (unless TF_CPP_MIN_LOG_LEVEL=0)."""
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            for line in held.read().decode(errors="replace").splitlines(keepends=True):
-                if not _NATIVE_STDERR_NOISE.match(line):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
 
 
 def _is_user_facing(error: Exception) -> bool:

@@ -39,6 +39,21 @@ class PipelineResult:
     evaluated: EvaluateResult
     exported: ExportResult | None  # None when the pipeline stopped after evaluate
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The evaluation's test metrics."""
+        return self.evaluated.metrics
+
+    @property
+    def model_uri(self) -> str:
+        """The MLflow URI of the trained model."""
+        return self.trained.model_uri
+
+    @property
+    def export_path(self) -> Path | None:
+        """The exported SavedModel's folder (None when the pipeline stopped after evaluate)."""
+        return self.exported.path if self.exported is not None else None
+
 
 def run_pipeline(
     config: ExperimentConfig,

@@ -51,6 +51,8 @@ SLOWEST_MODULES_FIRST = (
     "test_recurrent_pipeline",
     "test_sweep",
     "test_pipeline",
+    "test_plugins",
+    "test_api",
     "test_own_data",
     "test_tables",
     "test_prepared_data",
