@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # TensorFlow reads this when it loads; it keeps its C++ info lines out of the terminal.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test test-slow lint format clean
+.PHONY: install run test test-slow lint format clean docs docs-serve benchmarks benchmarks-quick
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,31 @@ test: install
 test-slow: install
 	$(BIN)/pytest -m slow || [ $$? -eq 5 ]
 
+# The docs site (docs/mkdocs.yml): strict, so a broken link, anchor or missing page fails the build.
+export NO_MKDOCS_2_WARNING := 1
+docs: $(VENV)/.docs-installed
+	$(BIN)/mkdocs build -f docs/mkdocs.yml
+
+docs-serve: $(VENV)/.docs-installed
+	$(BIN)/mkdocs serve -f docs/mkdocs.yml -a 127.0.0.1:8000
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[docs]"
+	touch $@
+
+# The published figures: every script of benchmarks/, writing benchmarks/results/*.json, from which
+# the docs' tables are filled (hours on 2 cores). The quick mode (small sizes, one seed, results in
+# a temporary folder) keeps every script working; CI runs it.
+benchmarks: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks
+
+benchmarks-quick: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks --quick
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[bench]"
+	touch $@
+
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -51,4 +76,4 @@ format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) exports
+	rm -rf $(VENV) exports site

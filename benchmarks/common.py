@@ -53,10 +53,41 @@ def reference_seconds(size: int = 2048, repeats: int = 5) -> float:
     return best
 
 
+def provenance() -> dict[str, str]:
+    """Where a figure comes from: the commit (with `+changes` when the tree differs from it), the
+    date and the exact command that measured it."""
+    import shlex
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+changes"
+    script = Path(sys.argv[0])
+    shown = script.relative_to(root) if script.is_absolute() and root in script.parents else script
+    return {
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "command": shlex.join([".venv/bin/python", str(shown), *sys.argv[1:]]),
+    }
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write `payload` as indented JSON to `path` (parents created), with the machine first unless
-    the payload names it already, and say so."""
+    the payload names it already and where the figures come from (`provenance`), and say so.
+    A `markdown` entry is the table the script printed: the docs show it as it is here."""
     record = payload if "machine" in payload else {"machine": machine(), **payload}
+    record = {**provenance(), **record}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")

@@ -175,13 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{arguments.experiment}, seeds {' '.join(map(str, arguments.seeds))}")
     if arguments.overrides:
         print("overrides: " + " ".join(arguments.overrides))
-    print(markdown_table(results, mean))
+    table = markdown_table(results, mean)
+    print(table)
     print("issue 5's targets (set for gan-digits):")
     print("\n".join(target_lines(mean)))
     print(f"total {total_seconds:.0f} s, load {load_before} before and {load_after} after")
     write_json(
         json_path,
         {
+            "markdown": table,
             "experiment": arguments.experiment,
             "seeds": arguments.seeds,
             "overrides": arguments.overrides,

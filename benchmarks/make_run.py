@@ -107,17 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         f"machine-speed reference (2048x2048 float32 matrix product, best of 5): "
         f"{reference_before:.3f} s before, {reference_after:.3f} s after\n"
     )
-    print("| experiment | train s | pipeline s | result |")
-    print("|---|---|---|---|")
+    lines = ["| experiment | train s | pipeline s | result |", "|---|---|---|---|"]
     for row in rows:
         train = "reused" if row["train_seconds"] is None else f"{row['train_seconds']:.0f}"
-        print(f"| {row['experiment']} | {train} | {row['pipeline_seconds']:.0f} | {_result(row)} |")
+        lines.append(f"| {row['experiment']} | {train} | {row['pipeline_seconds']:.0f} | {_result(row)} |")
+    table = "\n".join(lines)
+    print(table)
     verdict = "met" if seconds <= TARGET_SECONDS else "MISSED"
     print(f"\ntotal {seconds:.0f} s (target <= {TARGET_SECONDS:.0f} s): {verdict}")
     write_json(
         arguments.json,
         {
-            "command": " ".join(["deeparch", *command[1:]]),
+            "markdown": table,
+            "measured_command": " ".join(["deeparch", *command[1:]]),
             "fresh_data": arguments.fresh_data,
             "machine": machine(),
             "load_average_before": load_before,

@@ -224,12 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nTest accuracy, seeds {' '.join(map(str, arguments.seeds))}")
     if arguments.overrides:
         print("overrides: " + " ".join(arguments.overrides))
-    print(markdown_table(results))
+    table = markdown_table(results)
+    print(table)
     print("\n".join(target_lines(results)))
     print(f"total {total_seconds:.0f} s; load average {load_before} before, {load_after} after")
     write_json(
         arguments.json,
         {
+            "markdown": table,
             "seeds": arguments.seeds,
             "overrides": arguments.overrides,
             "machine": machine(),

@@ -68,16 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
 
     print(f"\nTest accuracy on spoken_digits (unseen voices), seeds {' '.join(map(str, arguments.seeds))}")
-    print("| experiment | test accuracy, mean ± std | per seed | train s, mean (max) |")
-    print("|---|---|---|---|")
+    lines = [
+        "| experiment | test accuracy, mean ± std | per seed | train s, mean (max) |",
+        "|---|---|---|---|",
+    ]
     for row in rows:
         accuracy, per_seed, seconds = accuracy_cells(row)
-        print(f"| {row['experiment']} | {accuracy} | {per_seed} | {seconds} |")
+        lines.append(f"| {row['experiment']} | {accuracy} | {per_seed} | {seconds} |")
+    table = "\n".join(lines)
+    print(table)
     print(train_time_verdict(rows, TARGET_TRAIN_SECONDS))
     print(f"total {total:.0f} s; load {describe_load()}")
     write_json(
         arguments.json,
         {
+            "markdown": table,
             "machine": machine(),
             "reference_matmul_seconds": reference,
             "seeds": arguments.seeds,

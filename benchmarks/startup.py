@@ -62,16 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     load_after = load_average()
 
     print(f"load average {load_before:.2f} -> {load_after:.2f}\n")
-    print("| command | best s | median s | runs |")
-    print("|---|---|---|---|")
+    lines = ["| command | best s | median s | runs |", "|---|---|---|---|"]
     for row in rows:
-        print(f"| `{row['command']}` | {row['best']:.3f} | {row['median']:.3f} | {arguments.runs} |")
+        lines.append(f"| `{row['command']}` | {row['best']:.3f} | {row['median']:.3f} | {arguments.runs} |")
+    table = "\n".join(lines)
+    print(table)
     help_median = rows[0]["median"]
     verdict = "met" if help_median <= TARGET_HELP_SECONDS else "MISSED"
     print(f"\n`deeparch --help` median {help_median:.3f} s (target <= {TARGET_HELP_SECONDS} s): {verdict}")
     write_json(
         arguments.json,
-        {"load_average_before": load_before, "load_average_after": load_after, "commands": rows},
+        {
+            "markdown": table,
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "commands": rows,
+        },
     )
     return 0
 

@@ -183,21 +183,24 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
 
     print(f"\nTest accuracy, seeds {' '.join(map(str, arguments.seeds))}")
-    print(
-        "| dataset | experiment | test accuracy, mean ± std | per seed | TF-IDF + LR | train s, mean (max) |"
-    )
-    print("|---|---|---|---|---|---|")
+    lines = [
+        "| dataset | experiment | test accuracy, mean ± std | per seed | TF-IDF + LR | train s, mean (max) |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         accuracy, per_seed, seconds = accuracy_cells(row)
         baseline = f"{row['tfidf_logistic_regression']:.1%}"
-        print(
+        lines.append(
             f"| {row['dataset']} | {row['experiment']} | {accuracy} | {per_seed} | {baseline} | {seconds} |"
         )
+    table = "\n".join(lines)
+    print(table)
     print(train_time_verdict(rows, TARGET_TRAIN_SECONDS))
     print(f"total {total:.0f} s; load {describe_load()}")
     write_json(
         arguments.json,
         {
+            "markdown": table,
             "machine": machine(),
             "reference_matmul_seconds": reference,
             "seeds": arguments.seeds,

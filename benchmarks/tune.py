@@ -19,6 +19,7 @@ reference (`reference_seconds`) and a markdown table, and writes JSON with every
     .venv/bin/python benchmarks/tune.py                          # 3 seeds, 20 epochs per trial
     .venv/bin/python benchmarks/tune.py --space wide --json benchmarks/results/tune_wide.json
     .venv/bin/python benchmarks/tune.py --seeds 0 --epochs 3     # a quick look
+    .venv/bin/python benchmarks/tune.py --render benchmarks/results/tune_cnn.json   # its table again
 """
 
 from __future__ import annotations
@@ -145,6 +146,23 @@ class SeedResult:
     tpe_trial_records: list[dict] = field(default_factory=list)  # those counted, in the order they ran
 
 
+def markdown_table(seeds: list[dict], mean: dict) -> str:
+    """The table of a run's seeds and their mean, from the results JSON's `seeds` and `mean` (a
+    column an older file lacks shows n/a)."""
+    rows = [{**seed, "reached": "yes" if seed["reached"] else "no"} for seed in seeds]
+    reached = sum(seed["reached"] for seed in seeds)
+    rows.append({"seed": "mean", **mean, "reached": f"{reached} of {len(seeds)}"})
+    return markdown_rows(COLUMNS, [{key: row.get(key) for key, _, _ in COLUMNS} for row in rows])
+
+
+def render(path: Path) -> None:
+    """Write the table of a results file measured before the files held their own (`markdown`)."""
+    record = json.loads(path.read_text())
+    record["markdown"] = markdown_table(record["seeds"], record["mean"])
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(record["markdown"])
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """Space, epochs per trial, seeds, TPE settings, JSON path and overrides passed to every trial."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -184,6 +202,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--render"]:
+        for path in argv[1:]:
+            render(Path(path))
+        return 0
     arguments = parse_arguments(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     scratch = None
@@ -201,10 +223,9 @@ def main(argv: list[str]) -> int:
     mean = {key: None if None in values else sum(values) / len(values) for key, values in columns.items()}
     reached = sum(result.reached for result in results)
     met = reached == len(results) and mean["epoch_share"] <= TARGET_EPOCH_SHARE
-    rows = [{**asdict(result), "reached": "yes" if result.reached else "no"} for result in results]
     print()
-    rows.append({"seed": "mean", **mean, "reached": f"{reached} of {len(results)}"})
-    print(markdown_rows(COLUMNS, rows))
+    table = markdown_table([asdict(result) for result in results], mean)
+    print(table)
     print()
     print(
         f"TPE ({arguments.tpe_space} space, {arguments.pruner} pruning) reached the grid's best validation "
@@ -216,6 +237,7 @@ def main(argv: list[str]) -> int:
     write_json(
         arguments.json,
         {
+            "markdown": table,
             "experiment": SPACES[arguments.space].experiment,
             "epochs_per_trial": arguments.epochs,
             "space": arguments.space,

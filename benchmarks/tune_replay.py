@@ -226,11 +226,13 @@ def main(argv: list[str]) -> int:
         f"{', '.join(str(len(g.points)) for g in grids)} points, {grids[0].epochs} epochs each, "
         f"{arguments.sampler_seeds} TPE seeds per grid"
     )
-    print(markdown_rows(columns, rows))
+    table = markdown_rows(columns, rows)
+    print(table)
     print(f"{(time.perf_counter() - started) / 60:.1f} min")
     write_json(
         arguments.json,
         {
+            "markdown": table,
             "label": arguments.label,
             "storage": storage,
             "studies": arguments.studies,

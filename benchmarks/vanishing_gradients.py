@@ -142,12 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{SUITE}, T={arguments.sequence_length}")
     if arguments.overrides:
         print("overrides: " + " ".join(arguments.overrides))
-    print(markdown_table(results))
+    table = markdown_table(results)
+    print(table)
     print("\n".join(target_lines(results)))
     print(f"total {total_seconds:.0f} s")
     write_json(
         json_path,
         {
+            "markdown": table,
             "suite": SUITE,
             "sequence_length": arguments.sequence_length,
             "overrides": arguments.overrides,

@@ -120,14 +120,25 @@ class GAN(keras.Model):
             labels = ops.arange(count, dtype="int32") % self.num_classes
         return self.generate(latent, labels)
 
+    @property
+    def generates_images(self) -> bool:
+        """True when the generator draws `(height, width, channels)` images."""
+        return len(self.generator.outputs[0].shape) == 4
+
     def serving_model(self) -> keras.Model:
-        """A functional model from `latent` (and int32 `labels`) to samples, ready to export."""
+        """A functional model from `latent` (and int32 `labels`) to samples, ready to export.
+
+        Images come out as pixel values in [0, 255] (a last layer named `pixels`), as image files
+        and image libraries hold them; other samples as the generator draws them.
+        """
         latent = keras.Input(shape=(self.latent_dim,), name="latent")
-        if not self.conditional:
-            return keras.Model(latent, self.generator(latent), name=f"{self.name}_serving")
-        labels = keras.Input(shape=(), dtype="int32", name="labels")
-        samples = self.generator([latent, labels])
-        return keras.Model([latent, labels], samples, name=f"{self.name}_serving")
+        inputs = latent
+        if self.conditional:
+            inputs = [latent, keras.Input(shape=(), dtype="int32", name="labels")]
+        samples = self.generator(inputs)
+        if self.generates_images:
+            samples = keras.layers.Rescaling(255.0, dtype="float32", name="pixels")(samples)
+        return keras.Model(inputs, samples, name=f"{self.name}_serving")
 
     def train_step(self, data):
         """One discriminator update on real and generated samples, then one generator update."""
@@ -236,7 +247,7 @@ def build_gan(
     latent_dim: int = 32,
     generator_units: Sequence[int] = (128, 64),
     discriminator_units: Sequence[int] = (64, 128),
-    conditional: bool = False,
+    conditional: bool | str = False,
     generator_learning_rate: float = 2e-4,
     discriminator_learning_rate: float = 2e-4,
     label_smoothing: float = 0.1,
@@ -251,10 +262,15 @@ def build_gan(
     doubles the resolution from a small seed, and each entry of `discriminator_units` a stride-2
     Conv2D block; elsewhere they are dense layer widths. Generated images are sigmoid outputs in
     [0, 1] (the pipeline scales images to that range); other data gets a linear output.
-    `conditional=True` feeds learned class embeddings of `spec.num_classes` labels to both nets.
+    `conditional=True` feeds learned class embeddings of `spec.num_classes` labels to both nets;
+    `"auto"` does when the data has two classes or more (a single class conditions nothing).
     """
     if latent_dim < 1:
         raise ValueError(f"latent_dim is {latent_dim}; allowed: a positive integer")
+    if conditional not in (True, False, "auto"):
+        raise ValueError(f"conditional is {conditional!r}; allowed: true, false or auto")
+    if conditional == "auto":
+        conditional = (spec.num_classes or 0) >= 2
     num_classes = None
     if conditional:
         if not spec.num_classes:

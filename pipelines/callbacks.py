@@ -179,7 +179,10 @@ class CheckpointEvery(keras.callbacks.BackupAndRestore):
 
 
 class GeneratedSamplesLogger(keras.callbacks.Callback):
-    """Logs a grid of samples from fixed latent vectors every `every` epochs (GAN training)."""
+    """Logs a grid of samples from fixed latent vectors every `every` epochs (GAN training), as
+    the MLflow image `generated_samples` at the epoch's step: the run's page steps through them."""
+
+    KEY = "generated_samples"
 
     def __init__(self, every: int, class_names: list[str], seed: int = 0, count: int = 40) -> None:
         super().__init__()
@@ -190,32 +193,24 @@ class GeneratedSamplesLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if (epoch + 1) % self.every == 0:
-            log_generated_grid(
-                self.model,
-                self.class_names,
-                self.seed,
-                self.count,
-                f"epoch {epoch + 1}",
-                f"generated/epoch_{epoch + 1:04d}.png",
-            )
+            grid = generated_grid(self.model, self.class_names, self.seed, self.count, f"epoch {epoch + 1}")
+            tracking.log_stepped_image(grid, self.KEY, epoch + 1)
 
 
-def log_generated_grid(model, class_names: list[str], seed: int, count: int, title: str, path: str) -> None:
-    """Generate `count` samples (class by class when conditional) and log them as one figure."""
+def generated_grid(model, class_names: list[str], seed: int, count: int, title: str):
+    """`count` samples from seeded latents (class by class when conditional) tiled into one picture."""
     from pipelines import plots
-    from pipelines.serving import generator_inputs, model_inputs, servable
+    from pipelines.serving import generate, generator_inputs, servable
 
     generator = servable(model)
     num_classes = len(class_names) or 1
     inputs = generator_inputs(generator, count, seed, num_classes)
-    samples = np.asarray(generator.predict(model_inputs(generator, inputs), verbose=0))
+    samples = generate(generator, inputs)
     if "labels" in inputs:
         titles = [class_names[label] if class_names else str(label) for label in inputs["labels"]]
     else:
         titles = [""] * count
-    tracking.log_figure(
-        plots.sample_grid(samples, titles, columns=num_classes if num_classes > 1 else 8, title=title), path
-    )
+    return plots.sample_grid(samples, titles, columns=num_classes if num_classes > 1 else 8, title=title)
 
 
 class GradientFlowProbe(keras.callbacks.Callback):

@@ -337,7 +337,8 @@ def _summary_table(results) -> str:
 
 def _headline(metrics: dict[str, float]) -> str:
     """The numbers that say how good a run is, by task: accuracy; RMSE beside the naive forecast's;
-    MSE and MAE; a GAN's conditional accuracy and Fréchet ratio (by the evaluator classifier)."""
+    MSE and MAE; a GAN's conditional accuracy and Fréchet ratio (by the evaluator classifier), or
+    that they were withheld."""
     if "test_accuracy" in metrics:
         return f"accuracy {metrics['test_accuracy']:.4f}"
     if "frechet_ratio" in metrics:
@@ -345,6 +346,8 @@ def _headline(metrics: dict[str, float]) -> str:
         if "conditional_accuracy" in metrics:
             shown.insert(0, f"conditional accuracy {metrics['conditional_accuracy']:.4f}")
         return ", ".join(shown)
+    if "evaluator_skill" in metrics:  # a GAN whose judge could not judge (pipelines.gan_evaluation)
+        return f"scores withheld (evaluator skill {metrics['evaluator_skill']:.2f})"
     if "test_naive_rmse" in metrics:
         return f"RMSE {metrics['test_rmse']:.4g} (naive forecast {metrics['test_naive_rmse']:.4g})"
     if "test_mse" in metrics:

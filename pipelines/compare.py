@@ -17,6 +17,7 @@ import mlflow
 
 from pipelines import tracking
 from pipelines.config import ConfigError, ExperimentConfig, load_experiments
+from pipelines.metrics import higher_is_better
 from pipelines.sweep import SWEEP_HASH_TAG, SWEEP_STAGE, member_tag
 from pipelines.tune import TRIAL_STATE_TAG, TRIAL_TAG, TUNE_STAGE
 
@@ -27,7 +28,6 @@ FORMATS = ("table", "csv", "markdown")
 # The metric a comparison sorts by when none is named: the first one the runs logged.
 DEFAULT_METRICS = ("test_accuracy", "conditional_accuracy", "test_mse", "frechet_ratio", "test_loss")
 # Metric names holding one of these are better when lower; every other metric when higher.
-_LOWER_IS_BETTER = ("loss", "mse", "mae", "rmse", "error", "frechet", "diff", "seconds")
 _CONFIG_SECTIONS = frozenset(ExperimentConfig.model_fields) - ExperimentConfig.search_only_fields
 # The tags a comparison of a tune run's trials shows beside each run: trial number and state.
 TRIAL_COLUMNS = (TRIAL_TAG, TRIAL_STATE_TAG)
@@ -61,11 +61,6 @@ class Comparison:
     experiment_ids: list[str]
     scope: str
     tag_columns: tuple[str, ...] = ()
-
-
-def higher_is_better(metric: str) -> bool:
-    """Accuracy-like metrics are maximised; loss/mse/mae-like ones minimised."""
-    return not any(part in metric.lower() for part in _LOWER_IS_BETTER)
 
 
 def experiment_runs(experiment: str) -> tuple[list[Run], list[str]]:

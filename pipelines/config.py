@@ -422,7 +422,9 @@ class GANConfig(StrictModel):
     discriminator_units: list[PositiveInt] = Field(
         [64, 128], description="Discriminator widths: Conv2D filters on images, dense units otherwise."
     )
-    conditional: bool = Field(False, description="Condition both networks on the class label.")
+    conditional: bool | Literal["auto"] = Field(
+        False, description="Condition both networks on the class label; auto: when the data has 2+ classes."
+    )
     generator_learning_rate: Annotated[float, Field(gt=0.0)] = Field(2e-4, description="Generator Adam rate.")
     discriminator_learning_rate: Annotated[float, Field(gt=0.0)] = Field(
         2e-4, description="Discriminator Adam learning rate."

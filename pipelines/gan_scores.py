@@ -3,12 +3,27 @@
 `frechet_distance` is the formula behind FID, `classifier_score` the one behind the Inception
 score; the caller chooses the feature extractor or classifier (e.g. a classifier trained on the
 same dataset), so these functions stay pure and framework-free.
+
+A score is only as good as its judge. `evaluator_skill` and `judge_failure` hold the floor a
+judge must clear before its scores are reported: its skill on held-out real data, 1 - its error /
+the error of the best constant guess (the commonest class; the mean image for an autoencoder),
+must be at least MIN_SKILL (it makes at most half the errors of that guess); a classifier must
+also beat chance beyond luck (a one-sided binomial test at MAX_CHANCE_P_VALUE, which matters on
+small test splits); and its features must vary across real examples (a constant feature
+extractor puts every sample set at distance 0).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.special
+import scipy.stats
+
+MIN_SKILL = 0.5
+MAX_CHANCE_P_VALUE = 0.01
+# Features whose largest standard deviation over real examples is below this share of their scale
+# are constant: the extractor says the same of every example.
+MIN_FEATURE_SPREAD = 1e-6
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -70,6 +85,46 @@ def conditional_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float
             "probabilities; give one label per row"
         )
     return float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def evaluator_skill(error: float, baseline_error: float) -> float:
+    """1 - error / baseline_error: 0 for a judge no better than the best constant guess, 1 for a
+    perfect one (negative when worse than the guess)."""
+    if baseline_error <= 0:
+        return 0.0  # nothing varies: no judge can do better than the constant guess
+    return float(1.0 - error / baseline_error)
+
+
+def chance_p_value(correct: int, total: int, chance: float) -> float:
+    """Probability that a guesser right with probability `chance` is right `correct` or more times
+    out of `total` (one-sided binomial test)."""
+    return float(scipy.stats.binom.sf(correct - 1, total, chance)) if total else 1.0
+
+
+def feature_spread(features: np.ndarray) -> float:
+    """Largest standard deviation of a feature over the examples, relative to the features' scale
+    (0 for an extractor that maps every example to the same vector)."""
+    features = _as_feature_matrix(features, "features")
+    scale = max(1.0, float(np.abs(features).max()))
+    return float(features.std(axis=0).max() / scale)
+
+
+def judge_failure(
+    skill: float,
+    features: np.ndarray,
+    correct: int | None = None,
+    total: int | None = None,
+    chance: float | None = None,
+) -> str | None:
+    """Why a judge's scores must not be reported (a short tag value), or None when it can judge:
+    `constant_features`, `evaluator_near_chance` (a classifier not beyond luck), `evaluator_below_floor`."""
+    if feature_spread(features) < MIN_FEATURE_SPREAD:
+        return "constant_features"
+    if correct is not None and chance_p_value(correct, total or 0, chance or 0.0) > MAX_CHANCE_P_VALUE:
+        return "evaluator_near_chance"
+    if skill < MIN_SKILL:
+        return "evaluator_below_floor"
+    return None
 
 
 def _as_feature_matrix(features: np.ndarray, name: str) -> np.ndarray:

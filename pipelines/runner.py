@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import mlflow
 
-from pipelines import cache, distribute, tracking
+from pipelines import cache, distribute, gan_evaluation, tracking
 from pipelines.callbacks import CheckpointEvery
 from pipelines.config import ConfigError, ExperimentConfig, load_experiment
 from pipelines.data import PreparedDataset, load_dataset, open_dataset
@@ -227,11 +228,18 @@ def _run_dataset(run: Run, config: ExperimentConfig) -> PreparedDataset:
     return (open_dataset(digest) if digest else None) or load_dataset(config.data)
 
 
-def _evaluator(config: ExperimentConfig, dataset: PreparedDataset) -> TrainResult:
+def _evaluator(config: ExperimentConfig, dataset: PreparedDataset) -> TrainResult | None:
     """The classifier that scores a GAN: a finished train run of the evaluator experiment on the
-    same data (same config and dataset digest), or a new one trained now."""
-    name = config.evaluate.evaluator or f"cnn-{config.data.name}"
-    evaluator_config = load_experiment(name).model_copy(
+    same data (same config and dataset digest), or a new one trained now; None for unlabelled
+    data (the evaluate stage judges it with an autoencoder)."""
+    if gan_evaluation.unlabelled(dataset):
+        return None
+    default = "cnn-images" if config.data.source == "images" else f"cnn-{config.data.name}"
+    name = config.evaluate.evaluator or default
+    # The GAN's data section replaces the evaluator's before validation: an experiment made for
+    # a user's folder (cnn-images) names no folder of its own.
+    data = json.dumps(config.data.model_dump(mode="json"))
+    evaluator_config = load_experiment(name, [f"data={data}"]).model_copy(
         update={"data": config.data, "tracking": config.tracking}
     )
     tracking.configure(evaluator_config)

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 LATENT_INPUT = "latent"
 LABELS_INPUT = "labels"
+# The last layer of an image generator's servable: [0, 1] model pixels to [0, 255] image values.
+PIXELS_LAYER = "pixels"
 
 
 def servable(model: keras.Model) -> keras.Model:
@@ -25,6 +27,18 @@ def servable(model: keras.Model) -> keras.Model:
 def is_generator(model: keras.Model) -> bool:
     """True for a servable generator (it reads a latent batch, not data)."""
     return any(tensor.name == LATENT_INPUT for tensor in model.inputs)
+
+
+def emits_pixels(model: keras.Model) -> bool:
+    """True for a generator that serves images in [0, 255] (the data's model range is [0, 1])."""
+    return any(layer.name == PIXELS_LAYER for layer in model.layers)
+
+
+def generate(model: keras.Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """A servable generator's samples in the data's model range ([0, 1] for images), as the
+    prepared data and the classifiers trained on it hold them."""
+    samples = np.asarray(model.predict(model_inputs(model, inputs), batch_size=256, verbose=0))
+    return samples / 255.0 if emits_pixels(model) else samples
 
 
 def example_inputs(

@@ -338,6 +338,21 @@ def log_figure(figure: Any, artifact_file: str) -> None:
         mlflow.log_artifact(str(Path(scratch) / name), artifact_path=folder or None)
 
 
+def log_stepped_image(figure: Any, key: str, step: int) -> None:
+    """Log a Pillow image, or a matplotlib figure, as the MLflow image `key` at `step`: the run's
+    page shows one slider per key to step through them."""
+    if hasattr(figure, "savefig"):
+        import io
+
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        buffer.seek(0)
+        figure = Image.open(buffer).convert("RGB")
+    mlflow.log_image(figure, key=key, step=step)
+
+
 def param_value(value: Any, limit: int = PARAM_VALUE_LIMIT) -> str:
     """`str(value)`, or its first characters and `...[sha256:<12 hex>]` when too long."""
     import hashlib

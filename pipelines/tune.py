@@ -25,6 +25,7 @@ import mlflow
 
 from pipelines import tracking
 from pipelines.config import ConfigError, ExperimentConfig, SearchRange, load_experiment
+from pipelines.metrics import higher_is_better
 from pipelines.progress import Progress
 
 if TYPE_CHECKING:
@@ -74,8 +75,6 @@ class TunePlan:
     @property
     def direction(self) -> str:
         """`maximize` or `minimize`, implied by the metric's name."""
-        from pipelines.compare import higher_is_better
-
         return "maximize" if higher_is_better(self.metric) else "minimize"
 
     @property

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 import mlflow
 import pytest
 
-from pipelines.compare import higher_is_better
+from pipelines.metrics import higher_is_better
 
 from .conftest import TINY, all_runs
 

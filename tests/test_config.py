@@ -39,6 +39,7 @@ def test_default_suite_shows_each_architecture_on_the_embedded_digits():
 # Shipped experiments for the user's own data name no file; the user gives it on the command line.
 OWN_DATA_OVERRIDES = {
     "cnn-images": ["data.path=photos"],
+    "gan-images": ["data.path=photos"],
     "mlp-tabular": ["data.path=people.csv", "data.target=income"],
 }
 

@@ -16,7 +16,7 @@ TINY_EVALUATOR = """
 name: tiny-evaluator
 data: {name: digits}
 model: {architecture: cnn, filters: [8], dense_units: [16]}
-train: {epochs: 1, batch_size: 32}
+train: {epochs: 15, batch_size: 32, learning_rate: 1.0e-2}
 """
 
 
@@ -90,17 +90,17 @@ def test_a_gan_headline_is_its_conditional_accuracy_and_frechet_ratio_without_sc
     assert f"conditional accuracy {accuracy:.4f}, Fréchet ratio {ratio:.2f}" in gan_run.output
 
 
-def test_exported_generator_takes_latents_and_labels(gan_run):
+def test_exported_generator_takes_latents_and_labels_and_returns_pixel_values(gan_run):
     import tensorflow as tf
 
     assert gan_run.status == 0, gan_run.error
     export = _by_stage(gan_run.uri, "gan")["export"][0]
-    assert export.data.metrics["parity_max_abs_diff"] <= 1e-5
+    assert export.data.metrics["parity_max_abs_diff"] <= 255 * 1e-5  # pixel values up to 255
     serve = tf.saved_model.load(str(gan_run.export)).signatures["serving_default"]
     assert set(serve.structured_input_signature[1]) == {"latent", "labels"}
     (samples,) = serve(latent=tf.random.normal([3, 32]), labels=tf.constant([0, 1, 2], tf.int32)).values()
     assert samples.shape == (3, 8, 8, 1)
-    assert float(tf.reduce_min(samples)) >= 0.0 and float(tf.reduce_max(samples)) <= 1.0
+    assert float(tf.reduce_min(samples)) >= 0.0 and float(tf.reduce_max(samples)) <= 255.0
 
 
 @pytest.mark.slow
@@ -120,28 +120,3 @@ def test_unconditional_gan_on_mnist1d_sequences(store, cli, tmp_path):
     evaluate = _by_stage(store, "gan")["evaluate"][0]
     assert "conditional_accuracy" not in evaluate.data.metrics
     assert np.isfinite(evaluate.data.metrics["frechet_distance"])
-
-
-def test_scores_put_real_data_near_floor_and_ceiling_and_noise_far_from_them(store):
-    """Real held-out digits score like real data; uniform noise does not."""
-    from pipelines.config import load_experiment
-    from pipelines.data import load_dataset
-    from pipelines.runner import train
-    from pipelines.stages.evaluate import generation_scores
-
-    config = load_experiment("cnn-digits", ["train.epochs=8"])
-    dataset = load_dataset(config.data)
-    classifier = train(config).model
-    train_x, test_x = dataset.arrays("train").x, dataset.arrays("test").x
-    held_out = dataset.arrays("validation")
-
-    real = generation_scores(classifier, train_x, test_x, held_out.x, held_out.y)
-    noise = np.random.default_rng(0).random(held_out.x.shape, dtype=np.float32)
-    fake = generation_scores(classifier, train_x, test_x, noise, held_out.y)
-
-    assert real["frechet_ratio"] < 3.0
-    assert real["classifier_score"] > 8.0 and real["real_classifier_score"] > 8.0
-    assert real["conditional_accuracy"] > 0.9
-    assert fake["frechet_ratio"] > 10 * real["frechet_ratio"]
-    assert fake["classifier_score"] < 3.0
-    assert fake["conditional_accuracy"] < 0.3

@@ -1,6 +1,7 @@
 """A folder of images as a source: one sub-folder per class, or `train/`, `test/` (and optionally
-`validation/`) split folders that each hold one sub-folder per class. Images are decoded and
-resized in tf.data, in parallel, and stored as uint8 pixels."""
+`validation/`) split folders that each hold one sub-folder per class, or images directly in the
+folder (one unlabelled set, for a GAN to imitate). Images are decoded and resized in tf.data, in
+parallel, and stored as uint8 pixels."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ CHUNK_IMAGES = 256
 
 def read_images(config: DataConfig) -> SourceData:
     """Every image of the folder, labelled by its class folder, split by its split folder or seeded."""
-    found = class_folder_files(config, IMAGE_EXTENSIONS, "image")
+    found = class_folder_files(config, IMAGE_EXTENSIONS, "image", unlabelled=True)
     files, labels, codes = found.files, found.labels, found.codes
     channels = 1 if config.grayscale else 3
     unreadable = found.unreadable(config, "image")

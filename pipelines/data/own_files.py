@@ -153,6 +153,9 @@ class ClassFolderFiles:
     labels: np.ndarray  # int32 class index per file
     codes: np.ndarray  # split code per file (TRAIN, VALIDATION, TEST)
     class_names: list[str]
+    # Files directly in the folder, no class sub-folders: one class named after the folder, which
+    # only a generative model can use (it imitates them; there are no classes to learn).
+    unlabelled: bool = False
 
     def unreadable(self, config: DataConfig, kind: str) -> UnreadableFiles:
         """What reading these files does with one that cannot be read, as `data.on_unreadable` says."""
@@ -170,6 +173,11 @@ class ClassFolderFiles:
     ) -> SourceData:
         """These files as the classification source `source` (images, text, audio) whose `chunks`
         read them, known again by the folder's fingerprint; the files `unreadable` left out listed."""
+        if self.unlabelled:
+            unreadable.notes.append(
+                f"no class sub-folders: the {len(self.files):,} files directly in the folder are one "
+                "unlabelled set, for a GAN to imitate (a classifier needs one sub-folder per class)"
+            )
         return SourceData(
             notes=unreadable.notes,
             skipped=unreadable.skipped,
@@ -187,12 +195,17 @@ class ClassFolderFiles:
         )
 
 
-def class_folder_files(config: DataConfig, extensions: tuple[str, ...], kind: str) -> ClassFolderFiles:
+def class_folder_files(
+    config: DataConfig, extensions: tuple[str, ...], kind: str, unlabelled: bool = False
+) -> ClassFolderFiles:
     """Every `extensions` file of the folder `data.path`, labelled by its class sub-folder
     (`keras.utils.*_dataset_from_directory`'s layout), split by its `train/`, `test/` (and optional
     `validation/`) split folder, or by a seeded draw when there are none. `kind` names the files
-    in refusals ("image", "text file")."""
+    in refusals ("image", "text file"). With `unlabelled`, a folder without sub-folders that holds
+    such files directly is one unlabelled set (`ClassFolderFiles.unlabelled`)."""
     folder = existing(config.path, folder=True)
+    if unlabelled and not _subfolders(folder):
+        return _unlabelled_files(config, folder, extensions, kind)
     split_folders = {
         SPLIT_NAMES[child.name.lower()]: child
         for child in _subfolders(folder)
@@ -238,6 +251,35 @@ def class_folder_files(config: DataConfig, extensions: tuple[str, ...], kind: st
     )
 
 
+def _unlabelled_files(
+    config: DataConfig, folder: Path, extensions: tuple[str, ...], kind: str
+) -> ClassFolderFiles:
+    """The files directly in a folder without sub-folders, as one class named after the folder."""
+    files = _files_with(folder, extensions)
+    if not files:
+        raise ConfigError(
+            f"data.path: {str(folder)!r} holds no {kind} and no sub-folder; allowed: one sub-folder of "
+            f"{kind}s per class, or {', '.join(extensions)} files directly in it"
+        )
+    check_enough(len(files), folder)
+    codes = assign_splits(len(files), config.validation_fraction, config.test_fraction, VALIDATION_SPLIT_SEED)
+    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(files))
+    return ClassFolderFiles(
+        folder=folder,
+        files=[files[index] for index in order],
+        labels=np.zeros(len(files), dtype=np.int32),
+        codes=codes[order],
+        class_names=[folder.name or "images"],
+        unlabelled=True,
+    )
+
+
+def _files_with(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """The `extensions` files under `folder`, in sorted order."""
+    names = (file for file, _ in regular_files(folder) if os.path.splitext(file)[1].lower() in extensions)
+    return [Path(file) for file in sorted(names)]
+
+
 def _subfolders(folder: Path) -> list[Path]:
     return sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
 
@@ -267,8 +309,7 @@ def _labelled_files(
                 f"data.path: class folder {child.name!r} in {str(folder)!r} is not a class of the train "
                 f"split; allowed: {', '.join(class_names)}"
             )
-        names = (file for file, _ in regular_files(child) if os.path.splitext(file)[1].lower() in extensions)
-        found = [Path(file) for file in sorted(names)]
+        found = _files_with(child, extensions)
         if required and not found:
             raise ConfigError(
                 f"data.path: class folder {child.name!r} in {str(folder)!r} holds no {kind}; "

@@ -10,16 +10,13 @@ import keras
 import mlflow
 import numpy as np
 
-from pipelines import gan_scores, plots, tracking
-from pipelines.callbacks import log_generated_grid
+from pipelines import gan_evaluation, plots, tracking
+from pipelines.callbacks import generated_grid
 from pipelines.config import ExperimentConfig
 from pipelines.data import PreparedDataset, as_tf_dataset
-from pipelines.serving import generator_inputs, is_generator, model_inputs, servable
+from pipelines.serving import is_generator, servable
 from pipelines.stages.results import EvaluateResult, TrainResult
 
-FEATURE_LAYER = "probabilities"  # the evaluator's head: its input is the feature vector
-# Real examples a generator's samples are compared with (features of each are held in memory).
-GAN_REAL_EXAMPLES = 10_000
 FORECAST_PLOT_WINDOWS = 200
 EVALUATE_BATCH_SIZE = 256
 EVALUATE_BATCH_BYTES = 16 << 20  # the forecast plot shows the first test windows
@@ -37,19 +34,20 @@ def evaluate_stage(
 
     The test split streams batch by batch: metrics, confusion matrix and per-class figures are
     accumulated, never computed on the split held whole. A generator is scored instead with the
-    `evaluator` classifier (a model trained by this pipeline on the real data): Fréchet
-    distance, classifier score, conditional accuracy.
+    `evaluator` classifier (a model trained by this pipeline on the real data; None for unlabelled
+    data, judged by an autoencoder trained here): Fréchet distance, classifier score, conditional
+    accuracy, all withheld when the judge cannot judge (`pipelines.gan_evaluation`).
     """
     model = servable(trained.model)
     generative = is_generator(model)
-    if generative and evaluator is None:
-        raise ValueError("evaluating a generator needs an evaluator classifier")
+    if generative and evaluator is None and not gan_evaluation.unlabelled(dataset):
+        raise ValueError("evaluating a generator of labelled data needs an evaluator classifier")
     tags = {
         "train_run_id": trained.run_id,
         "model_uri": trained.model_uri,
         "dataset_digest": dataset.digest,
     }
-    if generative:
+    if generative and evaluator is not None:
         tags["evaluator_run_id"] = evaluator.run_id
     with tracking.stage_run(config, "evaluate", tags) as run:
         tracking.log_params({"train_run_id": trained.run_id, "model_uri": trained.model_uri})
@@ -87,56 +85,34 @@ def _test_batches(
 
 
 def _generation_report(
-    config: ExperimentConfig, generator: keras.Model, evaluator: TrainResult, dataset: PreparedDataset
+    config: ExperimentConfig, generator: keras.Model, evaluator: TrainResult | None, dataset: PreparedDataset
 ) -> dict[str, float]:
-    """Generate samples, score them against real data and log a final sample grid."""
+    """Score generated samples with a judge trained on the same data (the evaluator classifier, or
+    an autoencoder for unlabelled data), only when that judge can judge (`pipelines.gan_evaluation`);
+    log its own test figures either way, the final sample grid and a latent interpolation."""
+    if evaluator is not None:
+        judge = gan_evaluation.classifier_judge(evaluator.model, dataset)
+    else:
+        judge = gan_evaluation.autoencoder_judge(dataset, config.seed)
+    mlflow.set_tag("gan_judge", judge.kind)
+    metrics = dict(judge.metrics)
     num_classes = dataset.spec.num_classes or 1
-    inputs = generator_inputs(generator, config.evaluate.generated_samples, config.seed + 1, num_classes)
-    generated = np.asarray(generator.predict(model_inputs(generator, inputs), verbose=0))
-    real_test = dataset.arrays("test", GAN_REAL_EXAMPLES).x
-    real_train = dataset.arrays("train", max(len(real_test), len(generated))).x
-    metrics = generation_scores(evaluator.model, real_train, real_test, generated, inputs.get("labels"))
-    count = num_classes * 8 if "labels" in inputs else 40
-    log_generated_grid(
-        generator, dataset.class_names, config.seed, count, "final samples", "generated/final.png"
-    )
-    return metrics
-
-
-def generation_scores(
-    classifier: keras.Model,
-    real_train: np.ndarray,
-    real_test: np.ndarray,
-    generated: np.ndarray,
-    generated_labels: np.ndarray | None = None,
-) -> dict[str, float]:
-    """Generated samples scored by a classifier, beside the same scores of real data.
-
-    `frechet_distance` (test vs generated features, the classifier's penultimate layer) sits
-    beside `real_frechet_distance` (test vs train: the floor); `classifier_score` (the Inception
-    score formula) beside `real_classifier_score` (the ceiling is the number of classes);
-    `conditional_accuracy` when labels say what each sample was conditioned on.
-    """
-    features = keras.Model(classifier.inputs, [classifier.get_layer(FEATURE_LAYER).input, classifier.output])
-
-    def embed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feature, probability = features.predict(x, batch_size=256, verbose=0)
-        return np.asarray(feature), np.asarray(probability)
-
-    test_features, test_probabilities = embed(real_test)
-    train_features, _ = embed(real_train[: max(len(real_test), len(generated))])
-    generated_features, generated_probabilities = embed(generated)
-    metrics = {
-        "frechet_distance": gan_scores.frechet_distance(test_features, generated_features),
-        "real_frechet_distance": gan_scores.frechet_distance(test_features, train_features),
-        "classifier_score": gan_scores.classifier_score(generated_probabilities),
-        "real_classifier_score": gan_scores.classifier_score(test_probabilities),
-    }
-    metrics["frechet_ratio"] = metrics["frechet_distance"] / max(metrics["real_frechet_distance"], 1e-12)
-    if generated_labels is not None:
-        metrics["conditional_accuracy"] = gan_scores.conditional_accuracy(
-            generated_probabilities, generated_labels
+    if judge.failure is not None:
+        mlflow.set_tag("scores_withheld", judge.failure)
+        print(f"note: GAN scores withheld: {judge.reason}; no Fréchet distance or accuracy is reported")
+    else:
+        generated, labels = gan_evaluation.generated_for_scores(
+            generator, config.evaluate.generated_samples, config.seed + 1, num_classes
         )
+        real_train = dataset.arrays("train", max(len(judge.test_features), len(generated))).x
+        metrics.update(gan_evaluation.generation_scores(judge, real_train, generated, labels))
+    count = num_classes * 8 if num_classes > 1 and len(generator.inputs) > 1 else 40
+    grid = generated_grid(generator, dataset.class_names, config.seed, count, "final samples")
+    tracking.log_figure(grid, "generated/final.png")
+    interpolation = gan_evaluation.interpolation_grid(
+        generator, dataset.class_names, config.seed, "latent interpolation"
+    )
+    tracking.log_figure(interpolation, "generated/interpolation.png")
     return metrics
 
 

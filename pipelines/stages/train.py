@@ -287,6 +287,8 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
             f"model.architecture: {architecture!r} cannot read the audio of dataset {dataset.name!r}; "
             f"allowed for audio: {', '.join(AUDIO_ARCHITECTURES)}"
         )
+    if known and dataset.spec.task == "classification" and (dataset.spec.num_classes or 0) < 2:
+        _check_unlabelled_fits(config, dataset)
     restore = config.train.restore_best
     if architecture == "gan" and config.train.patience is not None:
         raise ConfigError(
@@ -325,6 +327,23 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
             f"train.augment_shift/augment_scale: {config.train.augment_shift}/{config.train.augment_scale} "
             f"augment numeric sequences and images, but {dataset.name!r} is {unaugmentable}; allowed: "
             "train.augment_shift=0 train.augment_scale=0"
+        )
+
+
+def _check_unlabelled_fits(config: ExperimentConfig, dataset: PreparedDataset) -> None:
+    """Data without classes (a folder of pictures without class sub-folders) can only be imitated:
+    refuse a classifier, and a GAN told to condition on classes."""
+    where = dataset.location or dataset.name
+    if config.architecture != "gan":
+        raise ConfigError(
+            f"data.path: {where!r} has no class sub-folders, so {config.architecture!r} has no classes to "
+            "learn; allowed: one sub-folder of pictures per class (at least two), or a GAN that imitates "
+            "the pictures (deeparch run -e gan-images)"
+        )
+    if config.model.conditional is True:
+        raise ConfigError(
+            f"model.conditional: true needs class labels, but {where!r} has no class sub-folders; "
+            "allowed: false or auto"
         )
 
 
