@@ -37,7 +37,7 @@ AUDIO_ARCHITECTURES = ("rnn", "lstm", "cnn")  # the models with a log-mel front 
 ACTIVATIONS = Literal["relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid"]
 PositiveInt = Annotated[int, Field(gt=0)]
 # Cells a CSV holds for "no value": read as empty in every column but a text column (data.na_values).
-MISSING_TOKENS = ("", "NA", "N/A", "n/a", "?", "-", "null", "NULL", "NaN", "nan", "#N/A")
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "?", "-", "null", "NULL", "None", "NaN", "nan", "<NA>", "#N/A")
 # Names a CSV delimiter may be given by on a command line, where a tab or a pipe is awkward to type.
 DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "space": " "}
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
