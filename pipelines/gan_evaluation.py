@@ -124,6 +124,7 @@ def autoencoder_judge(dataset: PreparedDataset, seed: int) -> Judge:
         steps_per_epoch=steps,
         validation_data=images_to_themselves("validation"),
         epochs=AUTOENCODER_EPOCHS,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
         callbacks=[
             keras.callbacks.EarlyStopping(patience=AUTOENCODER_PATIENCE, restore_best_weights=True, verbose=0)
         ],

@@ -118,5 +118,10 @@ def test_unconditional_gan_on_mnist1d_sequences(store, cli, tmp_path):
     )
     assert status == 0
     evaluate = _by_stage(store, "gan")["evaluate"][0]
-    assert "conditional_accuracy" not in evaluate.data.metrics
-    assert np.isfinite(evaluate.data.metrics["frechet_distance"])
+    metrics = evaluate.data.metrics
+    assert "conditional_accuracy" not in metrics
+    # An evaluator trained on 200 MNIST-1D sequences may not clear the floor; then nothing is scored.
+    if "scores_withheld" in evaluate.data.tags:
+        assert "frechet_distance" not in metrics and "evaluator_test_accuracy" in metrics
+    else:
+        assert np.isfinite(metrics["frechet_distance"])
