@@ -54,6 +54,7 @@ SLOWEST_MODULES_FIRST = (
     "test_plugins",
     "test_api",
     "test_own_data",
+    "test_metric_values",
     "test_tables",
     "test_prepared_data",
     "test_text",
@@ -64,6 +65,7 @@ SLOWEST_MODULES_FIRST = (
     "test_compare",
     "test_cache",
     "test_recurrent_models",
+    "test_checkpointing",
     "test_failures",
     "test_speech",
 )
