@@ -86,7 +86,7 @@ BENCHMARKS = {
     "tune": Benchmark(
         "tune.py",
         ("--space", "cnn"),
-        ("--space", "narrow", "--seeds", "0", "--epochs", "2"),
+        ("--space", "narrow", "--seeds", "0", "--epochs", "2", "--max-trials", "3"),
         "tune_cnn.json",
         False,
     ),

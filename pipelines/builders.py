@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from models import registry
-from pipelines.config import BuilderConfig, ConfigError
+from pipelines.config.base import ConfigError
+from pipelines.config.model import BuilderConfig
 
 _KEYWORDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 

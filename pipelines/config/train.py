@@ -1,0 +1,61 @@
+"""The `train` section: optimisation, budget, checkpoints, devices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+)
+
+from pipelines.config.base import Fraction, PositiveInt, StrictModel
+
+
+class TrainConfig(StrictModel):
+    epochs: PositiveInt = Field(10, description="Passes over the training split.")
+    batch_size: PositiveInt = Field(64, description="Global batch size.")
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = Field("adam", description="Optimizer.")
+    learning_rate: Annotated[float, Field(gt=0.0)] = Field(1e-3, description="Peak learning rate.")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="Learning-rate schedule after warm-up."
+    )
+    warmup_fraction: Fraction = Field(0.0, description="Share of steps with linear warm-up.")
+    weight_decay: Annotated[float, Field(ge=0.0)] = Field(0.0, description="AdamW weight decay.")
+    clipnorm: Annotated[float, Field(gt=0.0)] | None = Field(
+        None, description="Clip each gradient to this norm; None disables clipping."
+    )
+    strategy: Literal["default", "mirrored", "multi_worker"] = Field(
+        "default",
+        description="tf.distribute strategy: one device, all local devices, or TF_CONFIG's cluster.",
+    )
+    jit_compile: bool = Field(False, description="Compile the train step with XLA.")
+    steps_per_execution: PositiveInt = Field(1, description="Batches per compiled call.")
+    checkpoint_seconds: Annotated[float, Field(ge=0.0)] = Field(
+        10.0,
+        description="Checkpoint, and write the epochs' metrics to MLflow, after the first epoch and then "
+        "at the first epoch end this many seconds after the last checkpoint (0: every epoch).",
+    )
+    restore_best: Literal["none", "val_loss", "val_accuracy"] = Field(
+        "none",
+        description="Keep the weights of the epoch with the best value of this validation metric when "
+        "training ends (none: the last epoch's).",
+    )
+    patience: PositiveInt | None = Field(
+        None,
+        description="Stop training when the validation metric of train.restore_best (val_loss when none) "
+        "has not improved for this many epochs; train.epochs is then the most it trains. None: every epoch.",
+    )
+    augment_shift: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="Train-only random shift: sequences circularly by up to this many steps, images "
+        "by up to this many pixels along each axis (zero-filled).",
+    )
+    augment_scale: Fraction = Field(
+        0.0, description="Train-only random amplitude scaling of sequences and images, +/- this fraction."
+    )
+    sample_every: Annotated[int, Field(ge=0)] = Field(
+        5, description="GAN only: log a grid of generated samples every this many epochs (0: never)."
+    )
+    gradient_probe_epochs: list[Annotated[int, Field(ge=0)]] = Field(
+        [], description="rnn/lstm only: epochs after which to log ‖∂loss/∂h_t‖ per step (0: before training)."
+    )
