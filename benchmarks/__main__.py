@@ -79,6 +79,7 @@ BENCHMARKS = {
     "speech_table": Benchmark(
         "speech_table.py", (), ("--experiments", "cnn-speech", "--seeds", "0"), "speech_table.json"
     ),
+    "xla_random_layers": Benchmark("xla_random_layers.py", (), ("--epochs", "1"), "xla_random_layers.json"),
     "tables": Benchmark("tables.py", (), ("--tables", "wages", "--seeds", "0"), "tables.json"),
     "data_scale": Benchmark(
         "data_scale.py", (), ("--sizes", "200", "--csv-rows", "20000"), "data_scale.json"
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             *(bench.quick if arguments.quick else bench.full),
         ]
         json_path = (out / bench.results) if out else (HERE / "results" / bench.results)
-        command[2:2] = ["--json", str(json_path)]  # every script takes where to write
+        shown = json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path
+        command[2:2] = ["--json", str(shown)]  # every script takes where to write (run from ROOT)
         print(f"[{name}] {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()
         status = subprocess.run(command, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).returncode

@@ -10,12 +10,13 @@ what that costs or saves away from MNIST-1D. Prints a machine-speed reference be
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
-from common import describe_load, reference_seconds
+from common import RESULTS_DIR, describe_load, reference_seconds, write_json
 
 EPOCHS = 3
 
@@ -58,7 +59,7 @@ def cases():
     ]
 
 
-def epoch_seconds(architecture, spec, hparams, x, y, jit_compile: bool) -> float:
+def epoch_seconds(architecture, spec, hparams, x, y, jit_compile: bool, epochs: int = EPOCHS) -> float:
     """Mean seconds of an epoch after a warm-up epoch."""
     import keras
 
@@ -69,21 +70,37 @@ def epoch_seconds(architecture, spec, hparams, x, y, jit_compile: bool) -> float
     model.compile("adam", "sparse_categorical_crossentropy", jit_compile=jit_compile)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     started = time.perf_counter()
-    model.fit(x, y, batch_size=32, epochs=EPOCHS, verbose=0)
-    return (time.perf_counter() - started) / EPOCHS
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
+    return (time.perf_counter() - started) / epochs
 
 
-def main() -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    print(
-        f"machine speed reference: {reference_seconds():.3f} s per 2048x2048 float32 matmul "
-        f"(load {describe_load()})"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="timed epochs per case, after one warm-up")
+    parser.add_argument(
+        "--json", type=Path, default=RESULTS_DIR / "xla_random_layers.json", help="results file"
     )
-    print("| case | epoch with XLA, s | without, s | XLA / without |\n|---|---|---|---|")
+    arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    reference = reference_seconds()
+    print(f"machine speed reference: {reference:.3f} s per 2048x2048 float32 matmul (load {describe_load()})")
+    lines, rows = ["| case | epoch with XLA, s | without, s | XLA / without |", "|---|---|---|---|"], []
     for name, architecture, spec, hparams, x, y in cases():
-        with_xla = epoch_seconds(architecture, spec, hparams, x, y, True)
-        without = epoch_seconds(architecture, spec, hparams, x, y, False)
-        print(f"| {name} | {with_xla:.3f} | {without:.3f} | {with_xla / without:.2f} |")
+        with_xla = epoch_seconds(architecture, spec, hparams, x, y, True, arguments.epochs)
+        without = epoch_seconds(architecture, spec, hparams, x, y, False, arguments.epochs)
+        rows.append({"case": name, "with_xla_seconds": with_xla, "without_seconds": without})
+        lines.append(f"| {name} | {with_xla:.3f} | {without:.3f} | {with_xla / without:.2f} |")
+        print(lines[-1], flush=True)
+    write_json(
+        arguments.json,
+        {
+            "markdown": "\n".join(lines),
+            "reference_matmul_seconds": reference,
+            "load_after": describe_load(),
+            "epochs": arguments.epochs,
+            "cases": rows,
+        },
+    )
     return 0
 
 
