@@ -16,8 +16,6 @@ import types
 import typing
 from pathlib import Path
 
-from mkdocs.structure.files import File
-
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGURATION_PAGE = "reference/configuration.md"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -26,6 +24,8 @@ RESULTS_MARKER = re.compile(r"^<!-- results: (\S+\.json) -->$", re.MULTILINE)
 
 def on_files(files, config):
     """Add the generated pages to the site."""
+    from mkdocs.structure.files import File  # only when building: the tests import this file too
+
     files.append(File.generated(config, CONFIGURATION_PAGE, content=configuration_reference()))
     return files
 

@@ -157,6 +157,7 @@ def test_exported_conditional_generator_returns_pictures_in_0_255(unjudgeable_ru
     assert float(tf.reduce_max(pictures)) > 1.0  # pixel values, not [0, 1]
 
 
+@pytest.mark.slow  # 30-45 s of a worker: make test keeps the labelled path and the classifier judge
 def test_a_flat_folder_trains_an_unconditional_gan_scored_by_an_autoencoder(flat_run):
     import tensorflow as tf
 
@@ -224,6 +225,7 @@ def test_classifier_judge_ranks_real_pictures_above_noise_repeats_and_blur(store
         assert bad["conditional_accuracy"] < good["conditional_accuracy"], name
 
 
+@pytest.mark.slow  # 30-45 s of a worker: make test keeps the labelled path and the classifier judge
 def test_autoencoder_judge_ranks_real_pictures_above_noise_repeats_and_blur(store, tmp_path):
     from pipelines import gan_evaluation
     from pipelines.config import DataConfig

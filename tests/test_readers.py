@@ -126,7 +126,7 @@ def test_missing_tokens_and_stray_text_in_a_numeric_column_are_empty_cells_repor
     table["items"] = items
     path = tmp_path / "shop.csv"
     table.to_csv(path, index=False)
-    status, out, error = cli("run", "-e", "mlp-tabular", f"data.path={path}", "data.target=label", *QUICK)
+    status, out, error = cli("prepare", "-e", "mlp-tabular", f"data.path={path}", "data.target=label")
     assert status == 0, error
     assert "column 'items' is numeric; 2 cell(s) in it that are not numbers are read as empty" in out
     assert "'oops' (data row 41), 'lots' (data row 151)" in out
