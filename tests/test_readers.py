@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .conftest import all_runs
+from .test_own_data import _image_folder
 
 QUICK = ["train.epochs=1", "train.batch_size=16"]
 
@@ -162,20 +163,8 @@ def test_na_values_can_be_set(store, cli, tmp_path):
     assert shop["missing"] == 6 and "unknown" not in shop["examples"]
 
 
-def _images(root: Path, per_class: int) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(1)
-    for offset, name in ((0, "dark"), (150, "light")):
-        (root / name).mkdir(parents=True)
-        for index in range(per_class):
-            pixels = rng.integers(offset, offset + 100, (10, 10, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{index}.png")
-    return root
-
-
 def test_a_corrupt_image_is_skipped_counted_listed_and_tagged_when_asked(store, cli, tmp_path):
-    root = _images(tmp_path / "photos", per_class=12)
+    root = _image_folder(tmp_path / "photos", images_per_class=12)
     (root / "light" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     overrides = ["data.source=images", f"data.path={root}", "data.image_size=[8,8]"]
     status, _, error = cli("prepare", "-e", "cnn-digits", *overrides)
@@ -225,7 +214,7 @@ def test_an_empty_wav_and_a_broken_one_are_skipped_when_asked(store, cli, tmp_pa
 
 
 def test_dialect_options_are_refused_where_they_do_not_apply(store, cli, tmp_path):
-    root = _images(tmp_path / "photos", per_class=3)
+    root = _image_folder(tmp_path / "photos", images_per_class=3)
     status, _, error = cli(
         "prepare", "-e", "cnn-digits", "data.source=images", f"data.path={root}", "data.decimal=,"
     )
