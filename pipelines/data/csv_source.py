@@ -227,10 +227,10 @@ def _dialect_notes(dialect: CsvDialect, head, layout: TableLayout | None) -> lis
         )
     if dialect.decimal == "." and layout is not None:
         for column in layout.columns:
-            present = head[column.name].dropna().astype(str).str.strip()
-            if column.kind == "numeric" or not len(present):
+            if column.kind == "numeric":
                 continue
-            if present.str.fullmatch(_DECIMAL_COMMA_NUMBER).mean() >= MIN_NUMBER_SHARE:
+            present = head[column.name].dropna().astype(str).str.strip()
+            if len(present) and present.str.fullmatch(_DECIMAL_COMMA_NUMBER).mean() >= MIN_NUMBER_SHARE:
                 notes.append(
                     f"column {column.name!r} holds numbers with a decimal comma (e.g. {present.iloc[0]!r}), "
                     f"read as text ({column.kind}); data.decimal=',' reads them as numbers"
