@@ -12,7 +12,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,16 @@ def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def render(paths: Sequence[str | Path], table_of: Callable[[dict], str]) -> None:
+    """Write the `markdown` table of results files measured before the files held their own, from
+    the figures they hold (`table_of(record)`, the table the script prints), and print it."""
+    for path in map(Path, paths):
+        record = json.loads(path.read_text())
+        record["markdown"] = table_of(record)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"{path}:\n{record['markdown']}")
 
 
 def markdown_rows(columns: Sequence[Column], rows: list[dict]) -> str:

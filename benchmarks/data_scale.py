@@ -23,6 +23,7 @@ past the vocabulary cap) and a label (about 0.9 GB), and reports its peak memory
     .venv/bin/python benchmarks/data_scale.py --workdir /data/scale   # keep the generated data
     .venv/bin/python benchmarks/data_scale.py --sizes 200 --csv-rows 20000 --json /tmp/quick.json
     .venv/bin/python benchmarks/data_scale.py --repeats 2 --skip-csv  # each side twice, means
+    .venv/bin/python benchmarks/data_scale.py --render benchmarks/results/data_scale.json  # its tables again
 
 Generated data is written once under `--workdir` and reused by later invocations (default: a
 temporary folder removed at the end). Each run's MLflow store is removed once it has been read.
@@ -41,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS_DIR, describe_load, machine, markdown_rows, reference_seconds, write_json
+from common import RESULTS_DIR, describe_load, machine, markdown_rows, reference_seconds, render, write_json
 
 SEED = 0
 IMAGE_PIXELS = 224
@@ -419,17 +420,45 @@ def size_table(row: dict) -> str:
     ]
     columns = [(key, key, "{}") for key in ("measure", "deeparch", "plain", "ratio", "target", "verdict")]
     header = (
-        f"\n{row['images']} images ({fit['train_images']:.0f} trained on; "
+        f"**{row['images']} images** ({fit['train_images']:.0f} trained on; "
         f"deeparch run {pipeline['run_seconds']:.0f} s end to end"
         + (f"; means of {row['repeats']} runs a side, peaks the highest" if row.get("repeats", 1) > 1 else "")
         + ")"
     )
-    return header + "\n" + markdown_rows(columns, lines)
+    return header + "\n\n" + markdown_rows(columns, lines)
+
+
+def report(record: dict) -> str:
+    """What a results file measured, in markdown: a table per image folder size, the peak's growth
+    from the smallest to the largest, the CSV's line."""
+    parts = [size_table(row) for row in record["images"]]
+    growth, rows = record["peak_growth"], record["images"]
+    if growth is not None:
+        parts.append(
+            f"deeparch peak memory {rows[-1]['images']} / {rows[0]['images']} images: {growth:.2f}x "
+            f"(target <= {PEAK_GROWTH_TARGET}): {verdict(growth, PEAK_GROWTH_TARGET)}"
+        )
+    csv = record["csv"]
+    if csv:
+        run = csv["deeparch"]
+        parts.append(
+            f"CSV, {csv['rows']:,} rows ({csv['file_gb'] * 1000:.0f} MB), "
+            + (f"`{csv['experiment']}`, " if "experiment" in csv else "")
+            + f"1 epoch: peak **{run['peak_gb']:.2f} GB** "
+            f"(target <= {PEAK_TARGET_GB} GB): {verdict(run['peak_gb'], PEAK_TARGET_GB)}; "
+            f"prepare stage {run['prepare_stage_seconds']:.1f} s, train epoch {run['train_seconds']:.1f} s, "
+            f"whole run {run['run_seconds']:.0f} s"
+        )
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Generate the data, measure each size and the CSV, print the tables and write the JSON."""
-    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--render"]:  # the tables of older results files: --render FILE...
+        render(argv[1:], report)
+        return 0
+    arguments = parse_arguments(argv)
     if arguments.plain:
         plain_keras(arguments.plain, arguments.folder, arguments.result)
         return 0
@@ -480,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         table = csv_table(workdir, arguments.csv_rows)
         overrides = [f"data.path={table}", "data.target=label", "train.epochs=1"]
         csv = {
+            "experiment": "mlp-tabular",
             "rows": arguments.csv_rows,
             "file_gb": table.stat().st_size / GIGABYTE,
             "load": describe_load(),
@@ -487,45 +517,28 @@ def main(argv: list[str] | None = None) -> int:
         }
     reference_after = reference_seconds()
 
-    for row in rows:
-        print(size_table(row))
-    growth = rows[-1]["deeparch"]["peak_gb"] / rows[0]["deeparch"]["peak_gb"] if len(rows) > 1 else None
-    if growth is not None:
-        print(
-            f"\ndeeparch peak memory {rows[-1]['images']} / {rows[0]['images']} images: {growth:.2f}x "
-            f"(target <= {PEAK_GROWTH_TARGET}): {verdict(growth, PEAK_GROWTH_TARGET)}"
-        )
-    if csv:
-        run = csv["deeparch"]
-        print(
-            f"\nCSV, {csv['rows']} rows x {CSV_FEATURES} numbers, 3 categories + label "
-            f"({csv['file_gb'] * 1000:.0f} MB), mlp-tabular, 1 epoch: peak {run['peak_gb']:.2f} GB "
-            f"(target <= {PEAK_TARGET_GB} GB): "
-            f"{verdict(run['peak_gb'], PEAK_TARGET_GB)}; "
-            f"prepare {run['prepare_stage_seconds']:.1f} s, train epoch {run['train_seconds']:.1f} s, "
-            f"run {run['run_seconds']:.0f} s"
-        )
     print(
         f"\nreference matrix product {reference_before:.3f} s before, {reference_after:.3f} s after; "
         f"load {describe_load()}"
     )
-    write_json(
-        arguments.json,
-        {
-            "machine": machine(),
-            "reference_matmul_seconds": {"before": reference_before, "after": reference_after},
-            "image_pixels": IMAGE_PIXELS,
-            "images": rows,
-            "peak_growth": growth,
-            "csv": csv,
-            "targets": {
-                "peak_gb": PEAK_TARGET_GB,
-                "peak_growth": PEAK_GROWTH_TARGET,
-                "prepare_over_read_pass": PREPARE_TARGET,
-                "train_over_plain": TRAIN_TARGET,
-            },
+    growth = rows[-1]["deeparch"]["peak_gb"] / rows[0]["deeparch"]["peak_gb"] if len(rows) > 1 else None
+    record = {
+        "machine": machine(),
+        "reference_matmul_seconds": {"before": reference_before, "after": reference_after},
+        "image_pixels": IMAGE_PIXELS,
+        "images": rows,
+        "peak_growth": growth,
+        "csv": csv,
+        "targets": {
+            "peak_gb": PEAK_TARGET_GB,
+            "peak_growth": PEAK_GROWTH_TARGET,
+            "prepare_over_read_pass": PREPARE_TARGET,
+            "train_over_plain": TRAIN_TARGET,
         },
-    )
+    }
+    markdown = report(record)
+    print(f"\n{markdown}")
+    write_json(arguments.json, {"markdown": markdown, **record})
     if holder is not None:
         holder.cleanup()
     return 0

@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import RESULTS_DIR, describe_load, machine, markdown_rows, write_json
+from common import RESULTS_DIR, announce_machine, describe_load, machine, markdown_rows, write_json
 
 # Issue 5's targets on digits, conditional GAN, mean of 3 seeds.
 TARGET_CONDITIONAL_ACCURACY = 0.90
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table and write the JSON results."""
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     json_path = arguments.json or RESULTS_DIR / f"{arguments.experiment.replace('-', '_')}.json"
+    reference = announce_machine()
     with tempfile.TemporaryDirectory(prefix="gan-benchmark-") as scratch:
         scratch = Path(scratch)
         # Set before the pipeline imports MLflow; a user's own store wins.
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": arguments.seeds,
             "overrides": arguments.overrides,
             "machine": machine(),
+            "reference_matmul_seconds": reference,
             "load_average_before": load_before,
             "load_average_after": load_after,
             "total_seconds": total_seconds,

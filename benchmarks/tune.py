@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
-from common import RESULTS_DIR, describe_load, markdown_rows, reference_seconds, write_json
+from common import RESULTS_DIR, describe_load, markdown_rows, reference_seconds, render, write_json
 
 
 @dataclass(frozen=True)
@@ -155,14 +155,6 @@ def markdown_table(seeds: list[dict], mean: dict) -> str:
     return markdown_rows(COLUMNS, [{key: row.get(key) for key, _, _ in COLUMNS} for row in rows])
 
 
-def render(path: Path) -> None:
-    """Write the table of a results file measured before the files held their own (`markdown`)."""
-    record = json.loads(path.read_text())
-    record["markdown"] = markdown_table(record["seeds"], record["mean"])
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(record["markdown"])
-
-
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """Space, epochs per trial, seeds, TPE settings, JSON path and overrides passed to every trial."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,8 +195,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--render"]:
-        for path in argv[1:]:
-            render(Path(path))
+        render(argv[1:], lambda record: markdown_table(record["seeds"], record["mean"]))
         return 0
     arguments = parse_arguments(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

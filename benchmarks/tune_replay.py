@@ -13,6 +13,7 @@ often a pruner setting finds the grid's best, over many sampler seeds, on severa
 
     .venv/bin/python benchmarks/tune_replay.py --storage /tmp/tunebench-cnn/mlruns/optuna.db \\
         --studies bench-grid-0-cnn bench-grid-1-cnn bench-grid-2-cnn --sampler-seeds 20
+    .venv/bin/python benchmarks/tune_replay.py --render benchmarks/results/tune_replay_cnn.json  # its table
 
 Limits: TPE searches the grid's points here, not the box around them; a point's curve is the
 one recorded, so the replay holds only where training is deterministic.
@@ -30,7 +31,7 @@ from dataclasses import asdict, dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
-from common import RESULTS_DIR, describe_load, markdown_rows, reference_seconds, write_json
+from common import RESULTS_DIR, describe_load, markdown_rows, reference_seconds, render, write_json
 
 NO_PRUNING = "none"
 
@@ -149,6 +150,20 @@ def replay(grid: GridCurves, setting: Setting, sampler_seed: int) -> dict:
     return {"reached": False, "share": min(spent, budget) / budget, "trials": trials}
 
 
+COLUMNS = (
+    ("setting", "setting", "{}"),
+    ("reached", "studies reaching the grid's best", "{:.2f}"),
+    ("share", "mean share of the grid's epochs", "{:.2f}"),
+    ("worst_grid_share", "worst grid's mean share", "{:.2f}"),
+    ("trials", "trials", "{:.0f}"),
+)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One row per pruner setting: how often the studies reached the grid's best, at what compute."""
+    return markdown_rows(COLUMNS, rows)
+
+
 def _task(arguments: tuple[GridCurves, Setting, int]) -> tuple[str, Setting, dict]:
     grid, setting, seed = arguments
     return grid.name, setting, replay(grid, setting, seed)
@@ -174,6 +189,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--render"]:  # the table of older results files: --render FILE...
+        render(argv[1:], lambda record: markdown_table(record["rows"]))
+        return 0
     arguments = parse_arguments(argv)
     storage = (
         arguments.storage if "://" in arguments.storage else f"sqlite:///{Path(arguments.storage).resolve()}"
@@ -213,20 +231,13 @@ def main(argv: list[str]) -> int:
                 "per_grid_share": per_grid,
             }
         )
-    columns = (
-        ("setting", "setting", "{}"),
-        ("reached", "studies reaching the grid's best", "{:.2f}"),
-        ("share", "mean share of the grid's epochs", "{:.2f}"),
-        ("worst_grid_share", "worst grid's mean share", "{:.2f}"),
-        ("trials", "trials", "{:.0f}"),
-    )
     print()
     print(
         f"{arguments.label or ', '.join(arguments.studies)}: {len(grids)} grids of "
         f"{', '.join(str(len(g.points)) for g in grids)} points, {grids[0].epochs} epochs each, "
         f"{arguments.sampler_seeds} TPE seeds per grid"
     )
-    table = markdown_rows(columns, rows)
+    table = markdown_table(rows)
     print(table)
     print(f"{(time.perf_counter() - started) / 60:.1f} min")
     write_json(

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import RESULTS_DIR, machine, markdown_rows, write_json
+from common import RESULTS_DIR, announce_machine, describe_load, machine, markdown_rows, write_json
 
 SUITE = "vanishing-gradients"
 TARGET_LSTM_MSE = 0.01
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the suite, print the table and write the JSON results."""
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     json_path = arguments.json or RESULTS_DIR / "vanishing_gradients.json"
+    reference = announce_machine()
     with tempfile.TemporaryDirectory(prefix="vanishing-gradients-") as scratch:
         scratch = Path(scratch)
         # Set before the pipeline imports MLflow; a user's own store wins.
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             "sequence_length": arguments.sequence_length,
             "overrides": arguments.overrides,
             "machine": machine(),
+            "reference_matmul_seconds": reference,
+            "load_after": describe_load(),
             "total_seconds": total_seconds,
             "results": [asdict(result) for result in results],
         },

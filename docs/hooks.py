@@ -52,13 +52,19 @@ def results_table(name: str) -> str:
         ),
         None,
     )
+    if reference is None and "reference_seconds_before" in record:  # make_run.py's
+        reference = {"before": record["reference_seconds_before"], "after": record["reference_seconds_after"]}
     facts = [f"`benchmarks/results/{name}`"]
     facts += [
         f"{label} {record[key]}"
         for key, label in (("commit", "commit"), ("date", "measured"))
         if key in record
     ]
-    if reference is not None:
+    if isinstance(reference, dict):  # measured before and after: {"before": s, "after": s}
+        facts.append(
+            f"2048x2048 matrix product {reference['before']:.3f} s before, {reference['after']:.3f} s after"
+        )
+    elif reference is not None:
         facts.append(f"2048x2048 matrix product {reference:.3f} s")
     facts.append(record.get("machine", "machine not recorded"))
     command = f" Rerun: `{record['command']}`." if "command" in record else ""
