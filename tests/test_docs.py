@@ -1,7 +1,7 @@
 """The docs cannot drift from the code: every `deeparch` command shown in README.md and the docs
 site parses with the CLI and, where it names a shipped experiment, its overrides validate against
 the config schema; the README stays short; no module imports itself back through others; the
-layout the design page shows is the tree's."""
+layout the design page shows is the tree's; measured tables come from results files."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs" / "pages").rglob("*.md"))]
 README_MAX_LINES = 250
 SHELL_BLOCKS = ("bash", "sh", "shell", "console")
+# A table cell that is a measured figure: 0.9554, 97.2 %, 31.7, 1.08x, 98.96% ± 0.59%, 130 (156).
+NUMBER = r"[~≈]?[-+]?\d[\d,]*(\.\d+)?(e[-+]?\d+)?\s*(%|s|x|GB|MB)?"
+MEASUREMENT = re.compile(rf"^\**{NUMBER}(\s*±.*|\s*\(.*\))?\**$")
+# Pages whose measured tables are being moved into results files elsewhere: remove a page from
+# here once its tables are `<!-- results: ... -->` markers.
+TABLES_NOT_YET_FROM_RESULTS = {"speech.md"}
 # Words of a command that stand for a value the reader supplies.
 PLACEHOLDERS = {
     "TRAIN_RUN_ID": "0123456789abcdef0123456789abcdef",
@@ -198,15 +204,43 @@ def test_the_layout_on_the_design_page_matches_the_tree():
     assert expected <= top and expected <= shown, f"the layout block misses {expected - shown}"
 
 
-def test_config_reference_is_generated_from_the_schema():
+def _docs_hooks():
+    """docs/hooks.py, the MkDocs hooks that generate what the docs show."""
     import sys
 
     sys.path.insert(0, str(ROOT / "docs"))
     try:
-        from hooks import configuration_reference
+        import hooks
     finally:
         sys.path.remove(str(ROOT / "docs"))
-    page = configuration_reference()
+    return hooks
+
+
+def test_config_reference_is_generated_from_the_schema():
+    page = _docs_hooks().configuration_reference()
     for key in ("data.delimiter", "train.epochs", "model.units", "tune.space", "export.dir"):
         assert f"`{key}`" in page
     assert config_module.DataConfig.model_fields["encoding"].description in page
+
+
+def test_every_results_marker_names_a_results_file_that_holds_its_table():
+    hooks = _docs_hooks()
+    pages = sorted((ROOT / "docs" / "pages").rglob("*.md"))
+    names = {name for page in pages for name in hooks.RESULTS_MARKER.findall(page.read_text())}
+    assert len(names) >= 10
+    for name in sorted(names):
+        assert f"`benchmarks/results/{name}`" in hooks.results_table(name)
+
+
+def test_no_page_types_a_table_of_measured_figures_by_hand():
+    """A figure in a docs table comes from a results file (a marker the docs build fills), so that
+    it cannot show what no file holds; a row with two or more measured cells is one typed by hand."""
+    typed = []
+    for page in sorted((ROOT / "docs" / "pages").rglob("*.md")):
+        if page.name in TABLES_NOT_YET_FROM_RESULTS:
+            continue
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if line.startswith("|") and sum(bool(MEASUREMENT.match(cell)) for cell in cells) >= 2:
+                typed.append(f"{page.relative_to(ROOT)}:{number}: {line}")
+    assert not typed, "measure these into benchmarks/results/ and show them by marker:\n" + "\n".join(typed)
