@@ -302,11 +302,16 @@ def test_spoken_digits_without_espeak_ng_exits_2_saying_how_to_install_it(store,
 
 
 @pytest.mark.parametrize("experiment", ["cnn-speech", "lstm-speech"])
-def test_shipped_speech_experiments_read_spoken_digits_with_train_only_augmentation(experiment):
+def test_shipped_speech_experiments_read_spoken_digits_with_train_only_augmentation_and_early_stopping(
+    experiment,
+):
     config = load_experiment(experiment)
     assert config.data.name == "spoken_digits" and config.data.source == "tfds"
-    assert config.model.time_masks and config.model.frequency_masks and config.model.noise_stddev
+    assert config.model.time_masks and config.model.frequency_masks
     assert config.train.augment_shift and config.tune.space
+    # A budget that adapts: stop on validation loss, keep the best epoch, a cap well above it.
+    assert config.train.patience and config.train.restore_best == "val_loss"
+    assert config.train.epochs >= 4 * config.train.patience
 
 
 def test_no_voice_of_the_spoken_digits_test_split_is_heard_in_training():
