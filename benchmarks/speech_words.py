@@ -1,0 +1,115 @@
+"""`cnn-speech`'s shipped defaults on words they were not tuned on: ten command words (yes, no, up,
+down, left, right, stop, go, on, off) said by `spoken_digits`' voices in its simulated rooms, and
+written as a WAV folder with `train/` and `test/` (the test split's voices unheard in training),
+read through `data.source=audio` as a user's recordings are.
+
+    .venv/bin/python benchmarks/speech_words.py                    # seeds 0 1 2
+    .venv/bin/python benchmarks/speech_words.py --seeds 0
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from common import (
+    RESULTS_DIR,
+    accuracy_cells,
+    announce_machine,
+    describe_load,
+    machine,
+    seeds_parser,
+    seeds_row,
+    write_json,
+)
+from mnist1d_table import run_experiment
+
+WORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go", "on", "off")
+SEED = 7
+
+
+def write_word_folder(folder: Path) -> int:
+    """The command words as `folder/{train,test}/WORD/NNNNN.wav`, 8 kHz 16-bit; the clip count."""
+    import pipelines.datasets.spoken_digits as spoken_digits
+
+    recorded = {name: spoken_digits.available_voices(name) for name in spoken_digits.RECORDED_VOICES}
+    rng, count = np.random.default_rng(SEED), 0
+    with tempfile.TemporaryDirectory(prefix="speech-words-") as scratch:
+        scratch = Path(scratch)
+        for split in ("train", "test"):
+            clips = [
+                {**clip, "word": WORDS[spoken_digits.WORDS.index(clip["word"])]}
+                for clip in spoken_digits.plan(split, rng, recorded)
+            ]
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                batches = spoken_digits._festival_batches(clips)
+                list(pool.map(lambda batch: spoken_digits._festival_batch(batch, scratch), batches))
+                audio = list(pool.map(lambda clip: spoken_digits.record(**clip, folder=scratch), clips))
+            for index, (clip, samples) in enumerate(zip(clips, audio, strict=True)):
+                path = folder / split / clip["word"] / f"{index:05d}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with wave.open(str(path), "wb") as writer:
+                    writer.setnchannels(1)
+                    writer.setsampwidth(2)
+                    writer.setframerate(spoken_digits.SAMPLE_RATE)
+                    writer.writeframes(samples.astype("<i2").tobytes())
+            count += len(clips)
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the word folder, run cnn-speech on it per seed; print the table and write the JSON."""
+    parser = seeds_parser(__doc__.splitlines()[0], ("cnn-speech",), RESULTS_DIR / "speech_words.json")
+    arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    reference = announce_machine()
+    rows, started = [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="speech-words-") as scratch:
+        scratch = Path(scratch)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+        clips = write_word_folder(scratch / "words")
+        print(f"{clips} clips of command words written ({time.perf_counter() - started:.0f} s)", flush=True)
+        overrides = ["data.source=audio", f"data.path={scratch / 'words'}"]
+        for experiment in arguments.experiments:
+            result = run_experiment(experiment, arguments.seeds, overrides, scratch, measure_fit=True)
+            rows.append(seeds_row(result))
+    total = time.perf_counter() - started
+
+    lines = [
+        "| experiment | test accuracy, mean ± std | per seed | train accuracy without augmentation "
+        "| epochs (early stopping) | train s, mean (max) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        accuracy, per_seed, seconds = accuracy_cells(row)
+        fit = " / ".join(f"{run['train_accuracy']:.1%}" for run in row["runs"])
+        epochs = " / ".join(str(run["epochs"]) for run in row["runs"])
+        lines.append(
+            f"| {row['experiment']}, command words | {accuracy} | {per_seed} | {fit} | {epochs} | {seconds} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    print(f"total {total:.0f} s; load {describe_load()}")
+    write_json(
+        arguments.json,
+        {
+            "markdown": table,
+            "machine": machine(),
+            "reference_matmul_seconds": reference,
+            "seeds": arguments.seeds,
+            "clips": clips,
+            "total_seconds": total,
+            "rows": rows,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
