@@ -329,7 +329,7 @@ def test_no_voice_of_the_spoken_digits_test_split_is_heard_in_training():
     assert len(train) >= 100 and len(test) >= 40, "many speakers, not a handful"
 
 
-def test_spoken_digits_leave_out_a_missing_synthesiser_and_say_which(monkeypatch):
+def test_spoken_digits_leave_out_a_missing_synthesiser_or_voice_and_say_which(monkeypatch, tmp_path):
     import pipelines.datasets.spoken_digits as spoken_digits
 
     real_which = shutil.which
@@ -337,7 +337,14 @@ def test_spoken_digits_leave_out_a_missing_synthesiser_and_say_which(monkeypatch
         spoken_digits.shutil, "which", lambda name: None if name == "flite" else real_which(name)
     )
     assert spoken_digits.available_voices("flite") == set()
+    monkeypatch.setattr(spoken_digits, "FESTIVAL_VOICE_DIRS", (str(tmp_path),))
+    (tmp_path / "english" / "kal_diphone").mkdir(parents=True)
+    assert spoken_digits.available_voices("festival") == (
+        {"kal_diphone"} if real_which("festival") else set()
+    )
     assert {"flite:awb", "flite:slt"} <= set(spoken_digits.missing_voices())
+    assert "without flite:kal16, flite:rms, flite:slt, flite:awb" in spoken_digits.missing_note()
+    assert "install flite: apt-get install flite" in spoken_digits.missing_note()
     recorded = {name: spoken_digits.available_voices(name) for name in spoken_digits.RECORDED_VOICES}
     assert all(speaker.synthesiser != "flite" for speaker in spoken_digits.speakers("test", recorded))
 
@@ -347,7 +354,7 @@ def test_spoken_digits_leave_out_a_missing_synthesiser_and_say_which(monkeypatch
 def test_spoken_digits_clips_are_one_word_recorded_in_a_room(synthesiser, tmp_path):
     from pipelines.datasets.spoken_digits import SAMPLE_RATE, available_voices, plan, record
 
-    if not available_voices(synthesiser):
+    if not (shutil.which(synthesiser) if synthesiser == "espeak-ng" else available_voices(synthesiser)):
         pytest.skip(f"{synthesiser} is not installed here")
     clips = [
         clip for clip in plan("test", np.random.default_rng(0)) if clip["speaker"].synthesiser == synthesiser

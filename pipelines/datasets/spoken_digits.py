@@ -118,19 +118,19 @@ def missing_tool() -> str | None:
 
 
 def available_voices(synthesiser: str) -> set[str]:
-    """The voices of `synthesiser` this machine can speak with (none when it is not installed)."""
+    """The recorded voices of `synthesiser` (flite or festival) this machine can speak with: none
+    when the synthesiser is not installed, and festival's only where the voice is installed."""
     if not shutil.which(COMMAND[synthesiser]):
         return set()
-    if synthesiser != "festival":
-        return {voice for voices in RECORDED_VOICES.get(synthesiser, {}).values() for voice in voices} | (
-            {"*"} if synthesiser == "espeak-ng" else set()
-        )
-    return {
-        voice
-        for voices in RECORDED_VOICES["festival"].values()
-        for voice in voices
-        if any(Path(root).glob(f"*/{voice}") for root in FESTIVAL_VOICE_DIRS)
-    }
+    voices = {voice for group in RECORDED_VOICES[synthesiser].values() for voice in group}
+    if synthesiser == "festival":
+        voices = {voice for voice in voices if any(_festival_voice_folders(voice))}
+    return voices
+
+
+def _festival_voice_folders(voice: str) -> list[Path]:
+    """Where festival's `voice` is installed (`<voices>/<language>/<voice>`), if anywhere."""
+    return [folder for root in FESTIVAL_VOICE_DIRS for folder in Path(root).glob(f"*/{voice}")]
 
 
 def missing_voices() -> list[str]:
@@ -142,6 +142,17 @@ def missing_voices() -> list[str]:
         for voice in voices
         if voice not in available_voices(synthesiser)
     ]
+
+
+def missing_note() -> str | None:
+    """The line generating prints when voices are left out: which, and how to install them."""
+    missing = missing_voices()
+    if not missing:
+        return None
+    tools = sorted({voice.split(":")[0] for voice in missing})
+    return f"spoken_digits: generating without {', '.join(missing)} (not installed); " + "; ".join(
+        f"install {tool}: {INSTALL[tool]}" for tool in tools
+    )
 
 
 def speakers(split: str, recorded: dict[str, set[str]] | None = None) -> list[Speaker]:
@@ -196,14 +207,9 @@ class SpokenDigits(EmbeddedBuilder):
         if problem:
             raise OSError(f"spoken_digits: {problem}")
         recorded = {synthesiser: available_voices(synthesiser) for synthesiser in RECORDED_VOICES}
-        missing = missing_voices()
-        if missing:
-            tools = sorted({voice.split(":")[0] for voice in missing})
-            print(
-                f"spoken_digits: generating without {', '.join(missing)} (not installed); "
-                + "; ".join(f"install {tool}: {INSTALL[tool]}" for tool in tools),
-                file=sys.stderr,
-            )
+        note = missing_note()
+        if note:
+            print(note, file=sys.stderr)
         rng = np.random.default_rng(SEED)
         return {
             split: self._generate_examples(plan(split, rng, recorded), split) for split in ("train", "test")
