@@ -49,6 +49,24 @@ def generation_seconds() -> tuple[float, int]:
     return time.perf_counter() - started, sum(split.num_examples for split in builder.info.splits.values())
 
 
+def markdown_table(rows: list[dict], label: str = "") -> str:
+    """One row per experiment (`seeds_row` rows measured with `measure_fit`): test accuracy, its
+    seeds, the augmentation-free train accuracy, the epochs early stopping kept, train seconds."""
+    lines = [
+        "| experiment | test accuracy, mean ± std | per seed | train accuracy without augmentation "
+        "| epochs (early stopping) | train s, mean (max) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        accuracy, per_seed, seconds = accuracy_cells(row)
+        fit = " / ".join(f"{run['train_accuracy']:.1%}" for run in row["runs"])
+        epochs = " / ".join(str(run["epochs"]) for run in row["runs"])
+        lines.append(
+            f"| {row['experiment']}{label} | {accuracy} | {per_seed} | {fit} | {epochs} | {seconds} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate the dataset, run both experiments per seed; print the table and write the JSON."""
     parser = seeds_parser(__doc__.splitlines()[0], EXPERIMENTS, RESULTS_DIR / "speech_table.json")
@@ -70,17 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
 
     print(f"\nTest accuracy on spoken_digits (unseen voices), seeds {' '.join(map(str, arguments.seeds))}")
-    lines = [
-        "| experiment | test accuracy, mean ± std | per seed | train accuracy without augmentation "
-        "| epochs (early stopping) | train s, mean (max) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        accuracy, per_seed, seconds = accuracy_cells(row)
-        fit = " / ".join(f"{run['train_accuracy']:.1%}" for run in row["runs"])
-        epochs = " / ".join(str(run["epochs"]) for run in row["runs"])
-        lines.append(f"| {row['experiment']} | {accuracy} | {per_seed} | {fit} | {epochs} | {seconds} |")
-    table = "\n".join(lines)
+    table = markdown_table(rows)
     print(table)
     print(train_time_verdict(rows, TARGET_TRAIN_SECONDS))
     print(f"total {total:.0f} s; load {describe_load()}")

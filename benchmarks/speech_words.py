@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from common import (
     RESULTS_DIR,
-    accuracy_cells,
     announce_machine,
     describe_load,
     machine,
@@ -29,6 +28,7 @@ from common import (
     write_json,
 )
 from mnist1d_table import run_experiment
+from speech_table import markdown_table
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go", "on", "off")
 SEED = 7
@@ -81,19 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(seeds_row(result))
     total = time.perf_counter() - started
 
-    lines = [
-        "| experiment | test accuracy, mean ± std | per seed | train accuracy without augmentation "
-        "| epochs (early stopping) | train s, mean (max) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        accuracy, per_seed, seconds = accuracy_cells(row)
-        fit = " / ".join(f"{run['train_accuracy']:.1%}" for run in row["runs"])
-        epochs = " / ".join(str(run["epochs"]) for run in row["runs"])
-        lines.append(
-            f"| {row['experiment']}, command words | {accuracy} | {per_seed} | {fit} | {epochs} | {seconds} |"
-        )
-    table = "\n".join(lines)
+    table = markdown_table(rows, ", command words")
     print(table)
     print(f"total {total:.0f} s; load {describe_load()}")
     write_json(
