@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.metrics import higher_is_better
 
-from .conftest import TINY, all_runs
+from .conftest import TINY, all_runs, run_cli, shared_store
 
 TWO_EPOCHS = [*TINY, "train.epochs=2"]
 NARROW = "mlp-digits-narrow"
@@ -26,6 +26,7 @@ class Store:
     sweep_pipelines: set[str]
     other_pipeline: str
     failed_pipeline: str
+    sweep_output: str
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +37,11 @@ def runs(tmp_path_factory):
     """
     from pipelines.cli import main
 
-    folder = tmp_path_factory.mktemp("compare")
-    (folder / "mlruns").mkdir()
-    uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.chdir(folder)
-        mlflow.set_tracking_uri(uri)
-        assert main(["sweep", "-e", "mlp-digits", *TWO_EPOCHS, "train.learning_rate=1e-3,1e-2"]) == 0
+    with shared_store(tmp_path_factory.mktemp("compare")) as uri:
+        status, sweep_output, error = run_cli(
+            "sweep", "-e", "mlp-digits", *TWO_EPOCHS, "train.learning_rate=1e-3,1e-2"
+        )
+        assert status == 0, error
         assert main(["run", "-e", "mlp-digits", *TWO_EPOCHS, "model.units=[16]"]) == 0
         # A second MLflow experiment, for comparing a suite that spans two.
         assert main(["run", "-e", "mlp-digits", *TWO_EPOCHS, f"name={NARROW}", "model.units=[8]"]) == 0
@@ -61,7 +59,7 @@ def runs(tmp_path_factory):
             sweep.info.experiment_id, tags={"stage": "pipeline"}, run_name="mlp-digits"
         )
         client.set_terminated(failed.info.run_id, "FAILED")
-        yield Store(uri, sweep.info.run_id, in_sweep, other, failed.info.run_id)
+        yield Store(uri, sweep.info.run_id, in_sweep, other, failed.info.run_id, sweep_output)
 
 
 def _table(output: str) -> tuple[list[str], list[dict[str, str]]]:
@@ -79,6 +77,32 @@ def _table(output: str) -> tuple[list[str], list[dict[str, str]]]:
             break
         rows.append(dict(zip(header, (line[a:b].strip() for a, b in spans), strict=True)))
     return header, rows
+
+
+def test_the_sweep_compared_here_nests_one_pipeline_run_per_value_under_one_sweep_run(runs):
+    """The sweep path of `make test` (a grid of two axes runs in `make test-slow`, test_sweep.py)."""
+    client = mlflow.MlflowClient(runs.uri)
+    sweep = client.get_run(runs.sweep_run_id)
+    assert sweep.info.run_name == "mlp-digits/sweep" and sweep.info.status == "FINISHED"
+    assert sweep.data.tags["sweep_combinations"] == "2"
+    nested = [
+        run
+        for run in all_runs(runs.uri)
+        if run.data.tags.get("stage") == "pipeline"
+        and run.data.tags.get("mlflow.parentRunId") == sweep.info.run_id
+    ]
+    assert {run.info.run_id for run in nested} == runs.sweep_pipelines and len(nested) == 2
+    expected = {"train.learning_rate=1e-3": "0.001", "train.learning_rate=1e-2": "0.01"}
+    assert {run.data.tags["sweep_overrides"] for run in nested} == set(expected)
+    for run in nested:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["sweep_hash"] == sweep.data.tags["sweep_hash"]
+        params = client.get_run(run.data.tags["train_run_id"]).data.params
+        assert params["train.learning_rate"] == expected[run.data.tags["sweep_overrides"]]
+        assert run.info.run_id in runs.sweep_output
+    assert len({run.data.tags["config_hash"] for run in nested}) == 2
+    assert "accuracy 0." in runs.sweep_output
+    assert f"deeparch compare --sweep {sweep.info.run_id}" in runs.sweep_output
 
 
 def test_metric_direction_maximises_accuracy_and_minimises_losses():

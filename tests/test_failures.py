@@ -6,11 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import mlflow
 import pytest
 
-from .conftest import TINY, all_runs
+from .conftest import TINY, all_runs, run_cli, shared_store, use_store
 
 DEEPARCH = [sys.executable, "-m", "pipelines.cli"]
 # Long enough to be interrupted mid-run: MNIST-1D's 3,600 training examples, small batches; a
@@ -85,10 +86,24 @@ def test_killed_training_resumes_in_the_same_run_without_duplicate_or_missing_ep
     assert len([r for r in all_runs(store) if r.data.tags.get("stage") == "train"]) == 1
 
 
-def test_resume_refuses_a_finished_run(store, cli):
-    assert cli("train", "-e", "mlp-digits", *TINY)[0] == 0
-    run = _train_run(store)
-    status, _, error = cli("train", "--resume", run.info.run_id)
+LONG_DESCRIPTION = "x" * 7000
+
+
+@pytest.fixture(scope="module")
+def finished_train(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """A store holding one finished train run, whose description is too long for an MLflow param:
+    (store URI, that run's id). Two tests read it: one training, not one each."""
+    with shared_store(tmp_path_factory.mktemp("finished")) as uri:
+        status, _, error = run_cli("train", "-e", "mlp-digits", *TINY, f"description={LONG_DESCRIPTION}")
+        assert status == 0, error
+        yield uri, _train_run(uri).info.run_id
+
+
+@pytest.mark.slow  # make test's time budget: the `finished_train` store trains once more
+def test_resume_refuses_a_finished_run(finished_train, cli, monkeypatch):
+    uri, run_id = finished_train
+    use_store(uri, monkeypatch)
+    status, _, error = cli("train", "--resume", run_id)
     assert status == 2 and "nothing to resume" in error
 
 
@@ -117,16 +132,20 @@ def test_four_concurrent_runs_on_one_sqlite_store_all_finish_with_everything_log
         assert "loss" in run.data.metrics and "train.epochs" in run.data.params
 
 
-def test_a_config_value_too_long_for_a_param_is_truncated_with_a_hash_and_kept_whole_as_artifact(store, cli):
-    description = "x" * 7000
-    assert cli("train", "-e", "mlp-digits", *TINY, f"description={description}")[0] == 0
-    run = _train_run(store)
-    value = run.data.params["description"]
+@pytest.mark.slow  # make test's time budget: the `finished_train` store trains once more
+def test_a_config_value_too_long_for_a_param_is_truncated_with_a_hash_and_kept_whole_as_artifact(
+    finished_train, monkeypatch
+):
+    uri, run_id = finished_train
+    use_store(uri, monkeypatch)
+    value = mlflow.MlflowClient(uri).get_run(run_id).data.params["description"]
     assert len(value) <= 6000 and "sha256:" in value
-    config_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
-    assert description in config_text
+    config_text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
+    assert LONG_DESCRIPTION in config_text
 
 
+# make test's time budget: test_pipeline.py runs the same failing training (its status and reason).
+@pytest.mark.slow
 def test_a_failing_stage_leaves_its_traceback_as_an_artifact(store, cli):
     status, _, _ = cli("run", "-e", "mlp-digits", *TINY, "train.learning_rate=1e12", "train.epochs=2")
     assert status == 1

@@ -2,7 +2,11 @@
 reloaded in another process and run on the prepared test split, and scikit-learn / NumPy compute
 from its outputs what MLflow holds (accuracy, macro-F1, confusion matrix, per-class table, MSE,
 MAE, RMSE, the mean and naive baselines). A metric of the wrong split, a wrong average or a wrong
-baseline formula fails here, not only a missing one."""
+baseline formula fails here, not only a missing one.
+
+The CSV regression and forecast runs are also the own-data runs whose other logs (experiment
+name, headline, a forecast's dropped augmentation) the tests at the end read: one run each for
+both (CSV sources otherwise: `test_own_data.py`)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 from sklearn import metrics as sk
@@ -60,6 +65,7 @@ class Served:
 
     uri: str
     runs: dict  # stage -> mlflow Run
+    output: str  # what `deeparch run` printed
     outputs: np.ndarray
     targets: np.ndarray
     train_targets: np.ndarray
@@ -78,35 +84,17 @@ class Served:
         return self.outputs.argmax(axis=-1)
 
 
-def _pipeline(folder: Path, experiment: str, *overrides: str) -> tuple[str, dict]:
-    """`deeparch run -e experiment overrides` in a store of its own; (store URI, runs by stage)."""
+def _pipeline(folder: Path, experiment: str, *overrides: str) -> tuple[str, dict, str]:
+    """`deeparch run -e experiment overrides` in a store of its own; (store URI, runs by stage, output)."""
     with shared_store(folder) as uri:
-        status, _, error = run_cli("run", "-e", experiment, *overrides, "--out", str(folder / "served"))
+        status, output, error = run_cli("run", "-e", experiment, *overrides, "--out", str(folder / "served"))
     assert status == 0, error
-    return uri, {run.data.tags["stage"]: run for run in all_runs(uri)}
+    return uri, {run.data.tags["stage"]: run for run in all_runs(uri)}, output
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[dict[str, Served]]:
-    """A digits classifier, a CSV regression, a CSV forecast and a CSV text classifier, each run
-    prepare to export once; then one process reloads the four SavedModels and serves the test splits."""
-    folder = tmp_path_factory.mktemp("metric-values")
-    prices = _table_csv(folder / "prices.csv")
-    sales = _series_csv(folder / "sales.csv")
-    reviews = _reviews_csv(folder / "reviews.csv")
-    pipelines = {
-        "classifier": ("mlp-digits", *TINY, "model.units=[16]"),
-        "regressor": (
-            "mlp-digits",
-            "data.source=csv",
-            f"data.path={prices}",
-            "data.target=value",
-            "data.features=[a,b]",
-            *QUICK,
-        ),
-        "forecast": ("lstm-mnist1d", *QUICK_FORECAST, "data.horizon=3", f"data.path={sales}", *QUICK),
-        "text": ("cnn-text", "data.source=csv", f"data.path={reviews}", "data.target=sentiment", *TINY_CNN),
-    }
+def _served(folder: Path, pipelines: dict[str, tuple[str, ...]]) -> dict[str, Served]:
+    """Each of `pipelines` (name -> experiment and overrides) run prepare to export once; then one
+    process reloads their SavedModels and serves the test splits."""
     runs = {name: _pipeline(folder / name, *command) for name, command in pipelines.items()}
     jobs = [
         {
@@ -114,34 +102,73 @@ def served(tmp_path_factory) -> Iterator[dict[str, Served]]:
             "export_path": stages["export"].data.tags["export_path"],
             "out": str(folder / f"{name}.npz"),
         }
-        for name, (_, stages) in runs.items()
+        for name, (_, stages, _) in runs.items()
     ]
     result = subprocess.run(
         [sys.executable, "-c", SERVE_TEST_SPLIT, json.dumps(jobs)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
     served = {}
-    for name, (uri, stages) in runs.items():
+    for name, (uri, stages, output) in runs.items():
         arrays = np.load(folder / f"{name}.npz", allow_pickle=True)
         served[name] = Served(
             uri,
             stages,
+            output,
             arrays["outputs"].astype(np.float64),
             arrays["targets"],
             arrays["train_targets"],
             arrays["last_past"],
             arrays["class_names"].tolist(),
         )
-    yield served
+    return served
 
 
-CLASSIFIERS = ["classifier", "text"]
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[dict[str, Served]]:
+    """A digits classifier, a CSV regression and a CSV forecast (horizon 3), served."""
+    folder = tmp_path_factory.mktemp("metric-values")
+    prices = _table_csv(folder / "prices.csv")
+    sales = _series_csv(folder / "sales.csv")
+    yield _served(
+        folder,
+        {
+            "classifier": ("mlp-digits", *TINY, "model.units=[16]"),
+            "regressor": (
+                "mlp-digits",
+                "data.source=csv",
+                f"data.path={prices}",
+                "data.target=value",
+                "data.features=[a,b]",
+                *QUICK,
+            ),
+            "forecast": ("lstm-mnist1d", *QUICK_FORECAST, "data.horizon=3", f"data.path={sales}", *QUICK),
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def served_text(tmp_path_factory) -> Iterator[dict[str, Served]]:
+    """A CSV text classifier, served. In `make test-slow` (make test's time budget): the digits
+    classifier checks the same computations in `make test`."""
+    folder = tmp_path_factory.mktemp("metric-values-text")
+    reviews = _reviews_csv(folder / "reviews.csv")
+    command = ("cnn-text", "data.source=csv", f"data.path={reviews}", "data.target=sentiment", *TINY_CNN)
+    yield _served(folder, {"text": command})
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest, name: str) -> Served:
+    """The served run the test's `name` parameter names."""
+    return request.getfixturevalue("served_text" if name == "text" else "served")[name]
+
+
+CLASSIFIERS = ["classifier", pytest.param("text", marks=pytest.mark.slow)]
 REGRESSIONS = ["regressor", "forecast"]
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_accuracy_and_macro_f1_are_those_of_the_saved_models_test_predictions(served, name):
-    model = served[name]
+def test_accuracy_and_macro_f1_are_those_of_the_saved_models_test_predictions(model):
     classes = len(model.class_names)
     # Every class is in the test split, so the macro average is over every class either way.
     assert set(model.targets.tolist()) == set(range(classes))
@@ -154,8 +181,7 @@ def test_accuracy_and_macro_f1_are_those_of_the_saved_models_test_predictions(se
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_loss_is_the_mean_cross_entropy_of_the_test_labels(served, name):
-    model = served[name]
+def test_loss_is_the_mean_cross_entropy_of_the_test_labels(model):
     # Keras' cross-entropy clips probabilities to [1e-7, 1 - 1e-7]; none of these is that close.
     true_class = model.outputs[np.arange(len(model.targets)), model.targets]
     assert 1e-7 < true_class.min() and true_class.max() < 1 - 1e-7
@@ -164,8 +190,7 @@ def test_loss_is_the_mean_cross_entropy_of_the_test_labels(served, name):
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_confusion_matrix_counts_true_classes_by_row_and_predictions_by_column(served, name):
-    model = served[name]
+def test_confusion_matrix_counts_true_classes_by_row_and_predictions_by_column(model):
     logged = model.artifact("confusion_matrix.json")
     assert logged["classes"] == model.class_names
     expected = sk.confusion_matrix(model.targets, model.predictions, labels=range(len(model.class_names)))
@@ -173,8 +198,7 @@ def test_confusion_matrix_counts_true_classes_by_row_and_predictions_by_column(s
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_per_class_table_holds_each_class_precision_recall_f1_and_support(served, name):
-    model = served[name]
+def test_per_class_table_holds_each_class_precision_recall_f1_and_support(model):
     table = model.artifact("per_class.json")
     columns = {column: [row[i] for row in table["data"]] for i, column in enumerate(table["columns"])}
     assert columns["class"] == model.class_names
@@ -188,8 +212,7 @@ def test_per_class_table_holds_each_class_precision_recall_f1_and_support(served
 
 
 @pytest.mark.parametrize("name", REGRESSIONS)
-def test_mse_mae_and_rmse_are_those_of_the_saved_models_test_predictions(served, name):
-    model = served[name]
+def test_mse_mae_and_rmse_are_those_of_the_saved_models_test_predictions(model):
     targets = model.targets.reshape(len(model.targets), -1)
     predictions = model.outputs.reshape(targets.shape)
     mse = sk.mean_squared_error(targets, predictions)
@@ -202,8 +225,7 @@ def test_mse_mae_and_rmse_are_those_of_the_saved_models_test_predictions(served,
 
 
 @pytest.mark.parametrize("name", REGRESSIONS)
-def test_baseline_mse_is_that_of_always_predicting_the_train_targets_mean(served, name):
-    model = served[name]
+def test_baseline_mse_is_that_of_always_predicting_the_train_targets_mean(model):
     targets = model.targets.reshape(len(model.targets), -1).astype(np.float64)
     train_mean = model.train_targets.reshape(len(model.train_targets), -1).astype(np.float64).mean(axis=0)
     expected = sk.mean_squared_error(targets, np.broadcast_to(train_mean, targets.shape))
@@ -220,3 +242,57 @@ def test_naive_forecast_errors_are_those_of_repeating_each_windows_last_value(se
     assert model.logged["test_naive_rmse"] == pytest.approx(
         np.sqrt(sk.mean_squared_error(targets, naive)), rel=RELATIVE
     )
+
+
+# --- The regression and the forecast as a user's own CSV data (its other sources: test_own_data.py)
+
+
+def test_csv_float_target_is_a_regression_with_mae_and_rmse(served):
+    runs = served["regressor"].runs
+    assert runs["prepare"].data.params["dataset.task"] == "regression"
+    assert {"test_mae", "test_rmse", "test_mse"} <= set(runs["evaluate"].data.metrics)
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+
+
+def test_csv_forecast_logs_the_naive_baseline_and_a_forecast_plot(served):
+    forecast = served["forecast"]
+    runs = forecast.runs
+    assert runs["prepare"].data.params["dataset.input_shape"] == "[12, 1]"
+    assert runs["prepare"].data.params["dataset.task"] == "forecast"
+    metrics = runs["evaluate"].data.metrics
+    assert {"test_mae", "test_rmse", "test_naive_mae", "test_naive_rmse"} <= set(metrics)
+    artifacts = mlflow.MlflowClient(forecast.uri).list_artifacts(runs["evaluate"].info.run_id)
+    assert "forecast.png" in {artifact.path for artifact in artifacts}
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+
+
+def test_own_data_runs_land_in_an_experiment_named_after_the_architecture_and_the_data(served):
+    regression = served["regressor"]
+    client = mlflow.MlflowClient(regression.uri)
+    assert client.get_experiment_by_name("mlp-digits") is None
+    experiment = client.get_experiment_by_name("mlp-prices")
+    names = {run.info.run_name for run in client.search_runs([experiment.experiment_id])}
+    assert names == {
+        "mlp-prices",
+        *(f"mlp-prices/{stage}" for stage in ("prepare", "train", "evaluate", "export")),
+    }
+    # A regression's headline is its MSE and MAE.
+    metrics = regression.runs["evaluate"].data.metrics
+    assert f"MSE {metrics['test_mse']:.4g}, MAE {metrics['test_mae']:.4g}" in regression.output
+
+
+def test_a_shipped_experiment_pointed_at_a_forecast_drops_its_augmentation_and_says_so(served):
+    forecast = served["forecast"]
+    notes = [line for line in forecast.output.splitlines() if "augment" in line]
+    assert notes == [
+        "lstm-sales: dropped lstm-mnist1d's train.augment_shift=5 train.augment_scale=0.1 (a forecast "
+        "reads its windows in time order, which circular shifts and amplitude scaling break)"
+    ]
+    train = forecast.runs["train"]
+    assert (train.data.params["train.augment_shift"], train.data.params["train.augment_scale"]) == (
+        "0",
+        "0.0",
+    )
+    evaluate = forecast.runs["evaluate"].data.metrics
+    headline = f"RMSE {evaluate['test_rmse']:.4g} (naive forecast {evaluate['test_naive_rmse']:.4g})"
+    assert headline in forecast.output

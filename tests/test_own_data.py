@@ -1,10 +1,10 @@
 """The user's own data: CSV (classification, regression, forecast), NumPy .npz and image folders,
 through the same CLI and stages as the TFDS datasets; bad files are refused before any run. Tables
-of numbers and categories in depth: tests/test_tables.py."""
+of numbers and categories in depth: tests/test_tables.py. A CSV regression and a CSV forecast run
+once each in tests/test_metric_values.py, whose tests also read their own-data logs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -15,7 +15,7 @@ import pytest
 from pipelines.config import DataConfig, load_experiment
 from pipelines.data import load_dataset
 
-from .conftest import SharedRun, all_runs, assert_each_refused_before_any_run, run_cli, shared_store
+from .conftest import all_runs, assert_each_refused_before_any_run
 
 FORECAST = ["data.source=csv", "data.target=value", "data.task=forecast", "data.window=12"]
 QUICK_FORECAST = [
@@ -30,10 +30,6 @@ QUICK = ["train.epochs=1", "train.batch_size=16"]
 
 def _runs_by_stage(uri: str) -> dict[str, mlflow.entities.Run]:
     return {run.data.tags["stage"]: run for run in all_runs(uri)}
-
-
-def _artifacts(uri: str, run) -> set[str]:
-    return {artifact.path for artifact in mlflow.MlflowClient(uri).list_artifacts(run.info.run_id)}
 
 
 def _table_csv(path: Path, rows: int = 90) -> Path:
@@ -75,27 +71,6 @@ def _image_folder(root: Path, images_per_class: int = 5) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def price_regression(tmp_path_factory) -> Iterator[SharedRun]:
-    """mlp-digits pointed at a CSV of prices with a float target: one run that several tests read."""
-    folder = tmp_path_factory.mktemp("prices")
-    path = _table_csv(folder / "prices.csv")
-    overrides = ["data.source=csv", f"data.path={path}", "data.target=value", "data.features=[a,b]"]
-    with shared_store(folder / "store") as uri:
-        yield SharedRun(uri, *run_cli("run", "-e", "mlp-digits", *overrides, *QUICK))
-
-
-@pytest.fixture(scope="module")
-def sales_forecast(tmp_path_factory) -> Iterator[SharedRun]:
-    """lstm-mnist1d pointed at a CSV series of sales to forecast: one run that several tests read."""
-    folder = tmp_path_factory.mktemp("sales")
-    path = _series_csv(folder / "sales.csv")
-    with shared_store(folder / "store") as uri:
-        yield SharedRun(
-            uri, *run_cli("run", "-e", "lstm-mnist1d", *QUICK_FORECAST, f"data.path={path}", *QUICK)
-        )
-
-
 def test_augmenting_a_csv_table_is_refused_naming_the_fields(store, cli, tmp_path):
     path = _table_csv(tmp_path / "pets.csv")
     overrides = ["data.source=csv", f"data.path={path}", "data.target=label", "train.augment_shift=3"]
@@ -122,26 +97,6 @@ def test_csv_split_column_decides_the_splits_and_otherwise_a_seeded_split_does(t
     assert first.digest == second.digest
     assert first.sizes() == {"train": 65, "validation": 7, "test": 18}
     assert first.class_names == ["cat", "dog"]
-
-
-def test_csv_float_target_is_a_regression_with_mae_and_rmse(price_regression):
-    assert price_regression.status == 0, price_regression.error
-    runs = _runs_by_stage(price_regression.uri)
-    assert runs["prepare"].data.params["dataset.task"] == "regression"
-    assert {"test_mae", "test_rmse", "test_mse"} <= set(runs["evaluate"].data.metrics)
-    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
-
-
-def test_csv_forecast_logs_the_naive_baseline_and_a_forecast_plot(sales_forecast):
-    assert sales_forecast.status == 0, sales_forecast.error
-    store = sales_forecast.uri
-    runs = _runs_by_stage(store)
-    assert runs["prepare"].data.params["dataset.input_shape"] == "[12, 1]"
-    assert runs["prepare"].data.params["dataset.task"] == "forecast"
-    metrics = runs["evaluate"].data.metrics
-    assert {"test_mae", "test_rmse", "test_naive_mae", "test_naive_rmse"} <= set(metrics)
-    assert "forecast.png" in _artifacts(store, runs["evaluate"])
-    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
 
 
 def test_forecast_windows_are_in_time_order_and_split_chronologically(tmp_path):
@@ -171,6 +126,9 @@ def test_forecast_windows_are_in_time_order_and_split_chronologically(tmp_path):
     assert test.y.max() == 99
 
 
+# Both layouts run in `make test-slow` (make test's time budget: make test runs CSV, image, text
+# and audio sources through the same stages after prepare).
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["split", "whole"])
 def test_npz_runs_end_to_end_in_both_layouts(store, cli, tmp_path, layout):
     rng = np.random.default_rng(0)
@@ -283,39 +241,6 @@ BAD_INPUTS = {
 
 def test_each_bad_input_exits_2_naming_the_problem_before_any_run(store, cli, tmp_path):
     assert_each_refused_before_any_run(store, cli, tmp_path, "mlp-digits", BAD_INPUTS, QUICK)
-
-
-def test_own_data_runs_land_in_an_experiment_named_after_the_architecture_and_the_data(price_regression):
-    assert price_regression.status == 0, price_regression.error
-    client = mlflow.MlflowClient(price_regression.uri)
-    assert client.get_experiment_by_name("mlp-digits") is None
-    experiment = client.get_experiment_by_name("mlp-prices")
-    names = {run.info.run_name for run in client.search_runs([experiment.experiment_id])}
-    assert names == {
-        "mlp-prices",
-        *(f"mlp-prices/{stage}" for stage in ("prepare", "train", "evaluate", "export")),
-    }
-    # A regression's headline is its MSE and MAE.
-    metrics = _runs_by_stage(price_regression.uri)["evaluate"].data.metrics
-    assert f"MSE {metrics['test_mse']:.4g}, MAE {metrics['test_mae']:.4g}" in price_regression.output
-
-
-def test_a_shipped_experiment_pointed_at_a_forecast_drops_its_augmentation_and_says_so(sales_forecast):
-    assert sales_forecast.status == 0, sales_forecast.error
-    notes = [line for line in sales_forecast.output.splitlines() if "augment" in line]
-    assert notes == [
-        "lstm-sales: dropped lstm-mnist1d's train.augment_shift=5 train.augment_scale=0.1 (a forecast "
-        "reads its windows in time order, which circular shifts and amplitude scaling break)"
-    ]
-    runs = _runs_by_stage(sales_forecast.uri)
-    train = runs["train"]
-    assert (train.data.params["train.augment_shift"], train.data.params["train.augment_scale"]) == (
-        "0",
-        "0.0",
-    )
-    evaluate = runs["evaluate"].data.metrics
-    headline = f"RMSE {evaluate['test_rmse']:.4g} (naive forecast {evaluate['test_naive_rmse']:.4g})"
-    assert headline in sales_forecast.output
 
 
 def test_augmentation_typed_for_a_forecast_is_refused_naming_the_fields(store, cli, tmp_path):

@@ -72,6 +72,9 @@ def test_plan_rejects_what_is_not_a_sweep(overrides, message):
         plan_sweep("mlp-digits", overrides)
 
 
+# make test's time budget: four pipeline runs. make test checks the one-axis sweep of
+# test_compare.py's runs the same way, and plans grids of two axes above.
+@pytest.mark.slow
 def test_grid_sweep_nests_one_pipeline_run_per_combination_under_one_sweep_run(store, cli):
     status, output, _ = cli("sweep", "-e", "mlp-digits", *TINY, *GRID)
     assert status == 0
