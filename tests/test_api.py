@@ -68,6 +68,7 @@ def test_two_experiments_run_in_one_process_and_return_their_results(store, two_
     assert mlflow.active_run() is None
 
 
+@pytest.mark.slow  # make test's time budget: test_prepared_data trains twice to the same numbers
 def test_a_second_training_in_the_same_process_gives_the_same_numbers(store, two_runs):
     first = two_runs[2]
     again = api.run(EXAMPLE_EXPERIMENT, TINY, force=["train"])
@@ -112,6 +113,8 @@ def test_a_failure_inside_a_run_raises_marks_it_failed_and_the_next_call_works(s
     assert api.prepare("mlp-digits", TINY).run_id
 
 
+# make test's time budget: make test runs the example's experiment through the API above.
+@pytest.mark.slow
 def test_the_example_script_runs_compares_and_exports(store, capsys):
     script = runpy.run_path(str(EXAMPLES / "from_python.py"))
     exported = script["main"](TINY)

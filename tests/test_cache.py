@@ -63,6 +63,9 @@ def test_unchanged_run_reuses_every_stage_and_links_them_from_the_new_parent(sto
     assert second.data.metrics["test_accuracy"] == first.data.metrics["test_accuracy"]
 
 
+# make test's time budget: make test's in-process study (test_tune.py) trains each trial's
+# config while reusing one prepare run.
+@pytest.mark.slow
 def test_changing_epochs_reruns_train_evaluate_export_but_not_prepare(store, cli):
     before = _stage_counts(store)
     status, output, _ = cli("run", "-e", "mlp-digits", *TINY, "train.epochs=2")
@@ -71,6 +74,7 @@ def test_changing_epochs_reruns_train_evaluate_export_but_not_prepare(store, cli
     assert _added(store, before) == {"pipeline": 1, "train": 1, "evaluate": 1, "export": 1}
 
 
+@pytest.mark.slow  # make test's time budget: a second run of every stage
 def test_force_recomputes_one_stage_and_what_depends_on_it(store, cli):
     before = _stage_counts(store)
     status, output, _ = cli("run", "-e", "mlp-digits", *TINY, "--force", "evaluate")

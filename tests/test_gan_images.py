@@ -112,6 +112,7 @@ def flat_run(tmp_path_factory) -> Iterator[FolderRun]:
     yield _run_folder(folder, data, "train.epochs=1")
 
 
+@pytest.mark.slow  # make test's time budget: the `unjudgeable_run` (about 17 s of a worker)
 def test_scores_of_an_evaluator_near_chance_are_withheld_with_a_line_and_a_tag(unjudgeable_run):
     assert unjudgeable_run.status == 0, unjudgeable_run.error
     (evaluate,) = unjudgeable_run.runs("evaluate")
@@ -128,6 +129,7 @@ def test_scores_of_an_evaluator_near_chance_are_withheld_with_a_line_and_a_tag(u
     assert "conditional accuracy" not in unjudgeable_run.output
 
 
+@pytest.mark.slow  # make test's time budget: the `unjudgeable_run` (about 17 s of a worker)
 def test_a_labelled_folder_trains_a_conditional_gan_with_a_sample_grid_per_logged_epoch(unjudgeable_run):
     import mlflow
 
@@ -145,6 +147,7 @@ def test_a_labelled_folder_trains_a_conditional_gan_with_a_sample_grid_per_logge
     assert generated == {"generated/final.png", "generated/interpolation.png"}
 
 
+@pytest.mark.slow  # make test's time budget: the `unjudgeable_run` (about 17 s of a worker)
 def test_exported_conditional_generator_returns_pictures_in_0_255(unjudgeable_run):
     import tensorflow as tf
 
@@ -203,6 +206,7 @@ def _planted(real: np.ndarray, rng: np.random.Generator, blur: float) -> dict[st
     }
 
 
+@pytest.mark.slow  # make test's time budget: trains cnn-digits for 8 epochs (about 9 s of a worker)
 def test_classifier_judge_ranks_real_pictures_above_noise_repeats_and_blur(store):
     """Fréchet distance, classifier score and conditional accuracy each put held-out real digits first."""
     from pipelines import gan_evaluation

@@ -12,8 +12,17 @@ from models.spec import DataSpec
 IMAGE = DataSpec((8, 8, 1), task="generation", num_classes=3)
 SEQUENCE = DataSpec((40,), task="generation", num_classes=3)
 SMALL = {"latent_dim": 8, "generator_units": (16, 8), "discriminator_units": (8, 16), "seed": 0}
-CASES = [(IMAGE, False), (IMAGE, True), (SEQUENCE, False), (SEQUENCE, True)]
-CASE_IDS = ["image", "conditional_image", "sequence", "conditional_sequence"]
+# Each kind fits in `make test-slow` (make test's time budget): `make test` fits conditional images
+# through the pipeline (gan-digits, test_gan_pipeline.py).
+FITTED = [
+    pytest.param((spec, conditional), id=name, marks=pytest.mark.slow)
+    for spec, conditional, name in [
+        (IMAGE, False, "image"),
+        (IMAGE, True, "conditional_image"),
+        (SEQUENCE, False, "sequence"),
+        (SEQUENCE, True, "conditional_sequence"),
+    ]
+]
 
 
 def _real_batch(spec: DataSpec, count: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +37,7 @@ def _latent_and_labels(gan: GAN, count: int = 6) -> tuple[np.ndarray, np.ndarray
     return latent, labels
 
 
-@pytest.fixture(scope="module", params=CASES, ids=CASE_IDS)
+@pytest.fixture(scope="module", params=FITTED)
 def fitted(request) -> tuple[GAN, keras.callbacks.History]:
     """A small GAN of each kind after one epoch on random data, with validation."""
     spec, conditional = request.param

@@ -128,6 +128,8 @@ print(np.mean(probabilities.numpy().argmax(axis=-1) == labels))
 """
 
 
+# make test's time budget: a fresh process that imports TensorFlow (about 8 s of a worker).
+@pytest.mark.slow
 def test_conditional_accuracy_is_that_of_the_exported_generator_judged_by_the_exported_evaluator(
     gan_run, cli, monkeypatch
 ):

@@ -35,6 +35,9 @@ OWN_LINES = [
 ]
 
 
+# make test's time budget: a fresh process that imports TensorFlow, generates the digits and runs
+# two experiments, about 22 s of a worker (make test runs `deeparch` in process).
+@pytest.mark.slow
 def test_a_default_run_prints_progress_epoch_lines_and_the_summary_and_nothing_from_libraries(tmp_path):
     suite = tmp_path / "two.yaml"
     suite.write_text(

@@ -154,6 +154,9 @@ def test_evaluate_rejects_a_run_that_is_not_a_train_run(store, cli):
     assert status == 2 and "does not exist" in error
 
 
+# make test's time budget: in `make test`, test_metric_values serves the exported SavedModels in
+# another process, and the export stage checks their parity with Keras itself.
+@pytest.mark.slow
 def test_exported_saved_model_reloads_in_another_process_with_parity(digits_run, tmp_path, monkeypatch):
     runs = _runs_by_stage(use_store(digits_run.uri, monkeypatch))
     keras_model = mlflow.tensorflow.load_model(runs["train"][0].data.tags["model_uri"])
@@ -173,6 +176,7 @@ print(json.dumps(float(np.abs(out.numpy() - np.load({str(tmp_path / "expected.np
     assert json.loads(result.stdout.strip().splitlines()[-1]) < 1e-5
 
 
+@pytest.mark.slow  # make test's time budget: test_prepared_data trains twice to the same numbers
 def test_same_seed_gives_identical_metrics(store, cli):
     for _ in range(2):
         assert cli("train", "-e", "mlp-digits", *TINY, "train.epochs=2")[0] == 0

@@ -114,6 +114,7 @@ def test_evaluate_export_and_promote_read_a_custom_model_from_its_train_run(plug
     assert "now the champion" in output
 
 
+@pytest.mark.slow  # make test's time budget: three runs (the stage cache itself: test_cache.py)
 def test_an_edited_builder_trains_again_and_an_unchanged_one_is_reused(plugin, cli):
     status, output, _ = cli("run", "-e", plugin.experiment, *TINY)
     assert status == 0
@@ -127,6 +128,7 @@ def test_an_edited_builder_trains_again_and_an_unchanged_one_is_reused(plugin, c
     assert "reused train" in output
 
 
+@pytest.mark.slow  # make test's time budget: a GAN's own train_step runs every stage in test_gan_pipeline
 def test_a_model_subclass_with_its_own_train_step_runs_every_stage(plugin, cli):
     builder = "model.builder=my_models:build_gradient_norm_mlp"
     status, output, error = cli("run", "-e", plugin.experiment, *TINY, builder)
@@ -140,6 +142,9 @@ def test_a_model_subclass_with_its_own_train_step_runs_every_stage(plugin, cli):
     assert status == 0, error
 
 
+# make test's time budget: in make test, the example script (test_api.py) runs two builder params
+# given as overrides and compares them.
+@pytest.mark.slow
 def test_a_sweep_over_builder_params_skips_the_finished_point_and_compares_them(plugin, cli):
     status, output, error = cli("sweep", "-e", plugin.experiment, *TINY, "model.params.width=64,32")
     assert status == 0, error
@@ -150,7 +155,7 @@ def test_a_sweep_over_builder_params_skips_the_finished_point_and_compares_them(
     assert "model.params.width" in output
 
 
-@pytest.mark.slow  # make test's time budget: the sweep above covers params as overrides
+@pytest.mark.slow  # make test's time budget: as the sweep above
 def test_a_two_trial_tune_searches_the_builder_params(plugin, cli):
     status, output, error = cli(
         "tune", "-e", plugin.experiment, *TINY, "--trials", "2", "--sampler", "random", "--pruner", "none"

@@ -153,7 +153,8 @@ def test_image_folder_with_train_and_test_folders_keeps_those_splits(store, cli,
     _images(root / "train", per_class=6)
     _images(root / "test", per_class=3)
     overrides = ["data.source=images", f"data.path={root}", "data.image_size=[8,8]", *QUICK]
-    assert cli("run", "-e", "cnn-digits", *overrides)[0] == 0
+    # The splits are the prepare stage's (the stages after it read image folders in test_own_data).
+    assert cli("prepare", "-e", "cnn-digits", *overrides)[0] == 0
     prepare = [r for r in all_runs(store) if r.data.tags["stage"] == "prepare"][0]
     params = prepare.data.params
     assert int(params["dataset.size.test"]) == 6
@@ -174,6 +175,7 @@ def test_an_undecodable_image_exits_2_naming_the_file_before_any_run(store, cli,
     assert not list((tmp_path / "mlruns" / "datasets").glob(".preparing-*")), "nothing half-written is left"
 
 
+@pytest.mark.slow  # make test's time budget: make test runs an .npz file end to end (test_own_data)
 def test_folder_of_npy_files_is_memory_mapped_and_runs_end_to_end(store, cli, tmp_path):
     rng = np.random.default_rng(0)
     folder = tmp_path / "arrays"
@@ -212,6 +214,7 @@ def test_a_full_disk_is_said_plainly_and_leaves_nothing_behind(tmp_path, monkeyp
     assert [path.name for path in store.iterdir()] == []
 
 
+@pytest.mark.slow  # make test's time budget: 3,000 mock MNIST images a split through four stages
 def test_catalog_dataset_streams_through_all_four_stages_reading_only_bounded_samples(
     store, cli, monkeypatch
 ):

@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 
 from .conftest import all_runs
 from .test_own_data import _image_folder
@@ -53,6 +54,9 @@ def _european_csv(path: Path, table: pd.DataFrame, delimiter: str = ";", encodin
     return path
 
 
+# make test's time budget: the readers' other tests prepare their files, and tables run all four
+# stages in test_tables.py.
+@pytest.mark.slow
 def test_semicolon_csv_with_decimal_comma_is_sniffed_read_as_numbers_and_trains(store, cli, tmp_path):
     table = _shop_table()
     path = _european_csv(tmp_path / "shop.csv", table)

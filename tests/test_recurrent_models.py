@@ -93,6 +93,9 @@ def test_reference_gru_is_refused_with_the_allowed_choices() -> None:
         build_lstm(SEQUENCE, cell="gru", implementation="reference")
 
 
+# In `make test-slow` (make test's time budget): the reference cells compute what Keras' do in
+# test_cells.py, and export below.
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", [build_rnn, build_lstm], ids=["rnn", "lstm"])
 def test_reference_implementation_trains_with_fit(builder) -> None:
     model = builder(DIGITS, units=(6,), implementation="reference", bidirectional=True)
@@ -138,14 +141,18 @@ def test_text_model_without_vocabulary_is_refused() -> None:
         build_rnn(TEXT)
 
 
+# The gru and the reference rnn export in `make test-slow` (make test's time budget): the same
+# export path as the lstm and the reference lstm.
 @pytest.mark.parametrize(
     ("builder", "spec", "hparams"),
     [
         (build_rnn, DIGITS, {"units": (6, 4), "dense_units": (5,)}),
         (build_lstm, SEQUENCE, {"units": (6,), "bidirectional": True}),
-        (build_lstm, DIGITS, {"units": (6,), "cell": "gru"}),
+        pytest.param(build_lstm, DIGITS, {"units": (6,), "cell": "gru"}, marks=pytest.mark.slow),
         (build_lstm, SEQUENCE, {"units": (6,), "implementation": "reference"}),
-        (build_rnn, DIGITS, {"units": (6,), "implementation": "reference"}),
+        pytest.param(
+            build_rnn, DIGITS, {"units": (6,), "implementation": "reference"}, marks=pytest.mark.slow
+        ),
     ],
     ids=["rnn", "bidirectional-lstm", "gru", "reference-lstm", "reference-rnn"],
 )

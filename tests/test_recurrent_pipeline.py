@@ -26,14 +26,15 @@ def _runs_by_stage(uri: str) -> dict[str, list]:
     return runs
 
 
-# Both architectures and both tasks run in `make test` (lstm on a classification, rnn on the
-# adding regression); the other four shipped pairs run the same path in `make test-slow`.
+# rnn on the adding regression runs in `make test`, the other five shipped pairs the same path in
+# `make test-slow` (make test's time budget); `make test` trains lstm on a classification through
+# lstm-text (test_text.py) and on a forecast through lstm-mnist1d (test_metric_values.py).
 SHIPPED_RECURRENT = [
     pytest.param(
         architecture, dataset, marks=[] if fast else [pytest.mark.slow], id=f"{architecture}-{dataset}"
     )
     for architecture, dataset, fast in [
-        ("lstm", "mnist1d", True),
+        ("lstm", "mnist1d", False),
         ("rnn", "adding", True),
         ("rnn", "digits", False),
         ("lstm", "digits", False),
@@ -80,6 +81,7 @@ def test_adding_baseline_mse_of_predicting_one_is_a_sixth():
     assert np.mean((targets - 1.0) ** 2) == pytest.approx(1 / 6, abs=0.002)
 
 
+@pytest.mark.slow  # make test's time budget: generates another 12,000 sequences (T=16)
 def test_each_adding_sequence_length_is_its_own_seeded_dataset():
     short = load_dataset(DataConfig(name="adding", sequence_length=12))
     longer = load_dataset(DataConfig(name="adding", sequence_length=16))
@@ -88,6 +90,8 @@ def test_each_adding_sequence_length_is_its_own_seeded_dataset():
     assert short.digest == load_dataset(DataConfig(name="adding", sequence_length=12)).digest
 
 
+# make test's time budget: the probe's callback is checked below without the CLI.
+@pytest.mark.slow
 def test_gradient_probe_logs_norm_per_step_as_plot_table_and_ratio(store, cli):
     status, _, _ = cli("train", "-e", "rnn-adding", *TINY, *SHORT, "train.gradient_probe_epochs=[0,1,7]")
     assert status == 0

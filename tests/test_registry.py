@@ -24,6 +24,9 @@ def _train_evaluate_register(cli, uri: str, *overrides: str) -> str:
     return output.split("version ")[-1].strip()
 
 
+# make test's time budget: three models trained, evaluated and exported. make test registers a
+# custom model and promotes it (test_plugins.py).
+@pytest.mark.slow
 def test_promotion_accepts_a_good_version_and_refuses_a_worse_one(store, cli):
     good = _train_evaluate_register(cli, store, "train.epochs=3")
     status, output, _ = cli("promote", "digits-classifier", "--version", good)
@@ -59,6 +62,7 @@ def unevaluated(tmp_path_factory) -> Iterator[tuple[str, str]]:
         yield uri, run_id
 
 
+@pytest.mark.slow  # make test's time budget: the `unevaluated` store trains and exports once more
 def test_promotion_refuses_a_version_without_evaluation(unevaluated, cli, monkeypatch):
     uri, run_id = unevaluated
     use_store(uri, monkeypatch)
@@ -66,6 +70,7 @@ def test_promotion_refuses_a_version_without_evaluation(unevaluated, cli, monkey
     assert status == 1 and f"deeparch evaluate --run {run_id}" in error
 
 
+@pytest.mark.slow  # make test's time budget: the `unevaluated` store trains and exports once more
 def test_promoting_an_unknown_version_is_a_usage_error(unevaluated, cli, monkeypatch):
     use_store(unevaluated[0], monkeypatch)
     status, _, error = cli("promote", "unevaluated", "--version", "7")

@@ -303,6 +303,7 @@ def test_column_kinds_can_be_set_and_integers_read_as_categories(tmp_path):
     assert dataset.spec.task == "regression"
 
 
+@pytest.mark.slow  # make test's time budget: the `prices` run, early-stopped (about 12 s of a worker)
 def test_regression_with_a_text_column_runs_end_to_end(prices):
     assert prices.status == 0, prices.error
     runs = _runs_by_stage(prices.uri)
@@ -317,6 +318,7 @@ def test_regression_with_a_text_column_runs_end_to_end(prices):
     assert list(predicted.columns) == ["prediction"] and np.isfinite(predicted["prediction"]).all()
 
 
+@pytest.mark.slow  # make test's time budget: the `prices` run, early-stopped (about 12 s of a worker)
 def test_patience_stops_training_and_restores_the_best_epoch(prices):
     assert prices.status == 0, prices.error
     train = _runs_by_stage(prices.uri)["train"]
@@ -454,6 +456,7 @@ def test_mlflow_models_serve_answers_dataframe_records_and_split_with_class_name
         )
 
 
+@pytest.mark.slow  # make test's time budget: two more exports of the `people` model
 def test_export_refuses_a_saved_model_beyond_the_tolerance_of_its_outputs_size(
     people, cli, monkeypatch, tmp_path
 ):

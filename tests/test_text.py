@@ -101,6 +101,9 @@ def test_csv_text_column_runs_all_stages_and_the_saved_model_reads_raw_strings(s
     assert np.asarray(logged.predict(np.array(texts, dtype=object))).shape == (2, 2)
 
 
+# make test's time budget: make test runs text end to end from a CSV (lstm-text, above) and
+# prepares a text folder (below).
+@pytest.mark.slow
 def test_text_folder_with_split_folders_keeps_them_and_trains_the_text_cnn(store, cli, tmp_path):
     folder = _text_folder(tmp_path / "aclmini", count=60, splits=("train", "test"))
     out = tmp_path / "served"
@@ -119,8 +122,8 @@ def test_text_folder_with_split_folders_keeps_them_and_trains_the_text_cnn(store
 
 def test_text_folder_without_split_folders_is_split_by_seed(store, cli, tmp_path):
     folder = _text_folder(tmp_path / "sentences", count=100)
-    # The split is the data layer's: the cheaper text CNN reads it (lstm-text runs on a CSV above).
-    status, _, error = cli("run", "-e", "cnn-text", "data.source=text", f"data.path={folder}", *TINY_CNN)
+    # The split is the prepare stage's (the stages after it read a text folder in the test above).
+    status, _, error = cli("prepare", "-e", "cnn-text", "data.source=text", f"data.path={folder}", *TINY_CNN)
     assert status == 0, error
     params = _runs_by_stage(store)["prepare"].data.params
     sizes = {split: int(params[f"dataset.size.{split}"]) for split in ("train", "validation", "test")}

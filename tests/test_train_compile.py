@@ -18,6 +18,8 @@ def _train_run(uri: str):
 
 
 # That XLA stays on without random layers: test_pipeline's cnn-mnist1d train run has no xla_off tag.
+# make test's time budget: make test finds the random layers below without training.
+@pytest.mark.slow
 def test_xla_is_off_on_a_cpu_for_a_model_with_dropout_and_says_so(store, cli):
     # XLA's random numbers on a CPU made a cnn-mnist1d epoch with dropout 0.1 take 7.8 s, not 0.5 s.
     status, output, error = cli("train", "-e", "mlp-digits", *DIGITS, "model.dropout=0.2")

@@ -180,6 +180,7 @@ def test_trials_nest_under_one_tune_run_that_logs_the_best_config_which_run_repr
     assert study.trials[int(first.data.tags["trial"])].value == study.best_value
 
 
+@pytest.mark.slow  # make test's time budget: make test keeps the in-process study above
 def test_pruning_stops_a_trial_whose_learning_rate_cannot_learn(store, cli, tmp_path):
     grid_study = [
         "tune",
