@@ -122,7 +122,7 @@ def test_text_folder_with_split_folders_keeps_them_and_trains_the_text_cnn(store
 
 def test_text_folder_without_split_folders_is_split_by_seed(store, cli, tmp_path):
     folder = _text_folder(tmp_path / "sentences", count=100)
-    # The split is the prepare stage's (the stages after it read a text folder in the test above).
+    # The split is the prepare stage's (a text folder runs every stage in the test above, slow).
     status, _, error = cli("prepare", "-e", "cnn-text", "data.source=text", f"data.path={folder}", *TINY_CNN)
     assert status == 0, error
     params = _runs_by_stage(store)["prepare"].data.params
