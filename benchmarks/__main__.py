@@ -70,6 +70,12 @@ BENCHMARKS = {
     "overhead": Benchmark(
         "overhead.py", ("--repeats", "5"), ("--repeats", "1", "train.epochs=2"), "overhead_cnn_mnist1d.json"
     ),
+    "gan_images": Benchmark(
+        "gan_images.py",
+        (),
+        ("--images", "200", "--sizes", "32", "--epochs", "2", "--repeats", "1"),
+        "gan_images.json",
+    ),
     "text_table": Benchmark(
         "text_table.py",
         ("--datasets", "reviews", "docstrings"),

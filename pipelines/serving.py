@@ -16,6 +16,7 @@ LATENT_INPUT = "latent"
 LABELS_INPUT = "labels"
 # The last layer of an image generator's servable: [0, 1] model pixels to [0, 255] image values.
 PIXELS_LAYER = "pixels"
+GENERATE_BATCH = 256  # samples a generator draws at once
 
 
 def servable(model: keras.Model) -> keras.Model:
@@ -37,7 +38,13 @@ def emits_pixels(model: keras.Model) -> bool:
 def generate(model: keras.Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """A servable generator's samples in the data's model range ([0, 1] for images), as the
     prepared data and the classifiers trained on it hold them."""
-    samples = np.asarray(model.predict(model_inputs(model, inputs), batch_size=256, verbose=0))
+    arranged = model_inputs(model, inputs)
+    if len(next(iter(inputs.values()))) <= GENERATE_BATCH:
+        # One batch (a sample grid every few epochs): a direct call. `predict` would trace a
+        # function for each new servable and build a dataset, 0.3 s of a 0.4 s grid at 32 px.
+        samples = np.asarray(model(arranged, training=False))
+    else:
+        samples = np.asarray(model.predict(arranged, batch_size=GENERATE_BATCH, verbose=0))
     return samples / 255.0 if emits_pixels(model) else samples
 
 

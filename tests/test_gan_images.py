@@ -4,7 +4,10 @@ generators (noise, one repeated picture, blurred copies) below a good one (held-
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,3 +300,35 @@ def test_a_labelled_folder_with_a_good_evaluator_reports_conditional_accuracy(tm
     assert metrics["evaluator_skill"] >= 0.5
     accuracy, ratio = metrics["conditional_accuracy"], metrics["frechet_ratio"]
     assert f"conditional accuracy {accuracy:.4f}, Fréchet ratio {ratio:.2f}" in result.output
+
+
+# A library's line on stdout: TensorFlow's C++ logging (`E0000 ... remapper failed`), Python
+# logging's (`WARNING:absl:`) and MLflow's (`2026/01/02 03:04:05 INFO mlflow...`).
+LIBRARY_LINE = re.compile(r"^([EWIF]\d{4} |[A-Z]+:\w+:|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [A-Z]+ )")
+
+
+# A fresh process that imports TensorFlow, trains an evaluator and a GAN: about 35 s of a worker.
+@pytest.mark.slow
+def test_a_gan_images_run_prints_nothing_from_libraries(tmp_path):
+    data = draw_pictures(tmp_path / "pictures", {"red": 20, "green": 20})
+    evaluator = tmp_path / "quick-evaluator.yaml"
+    evaluator.write_text(QUICK_EVALUATOR.replace("epochs: 12", "epochs: 2"))
+    # TensorFlow's logging as the CLI sets it, not as the test session has it.
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "-e", "gan-images", f"data.path={data}", *QUICK]
+        + ["train.epochs=2", "train.sample_every=1", f"evaluate.evaluator={evaluator}"]
+        + ["--out", str(tmp_path / "generator")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert [line for line in result.stdout.splitlines() if LIBRARY_LINE.match(line)] == []
