@@ -83,8 +83,12 @@ BENCHMARKS = {
         "text_table.json",
     ),
     "speech_table": Benchmark(
-        "speech_table.py", (), ("--experiments", "cnn-speech", "--seeds", "0"), "speech_table.json"
+        "speech_table.py",
+        (),
+        ("train.epochs=2", "--experiments", "cnn-speech", "--seeds", "0"),
+        "speech_table.json",
     ),
+    "speech_words": Benchmark("speech_words.py", (), ("train.epochs=1", "--seeds", "0"), "speech_words.json"),
     "xla_random_layers": Benchmark("xla_random_layers.py", (), ("--epochs", "1"), "xla_random_layers.json"),
     "tables": Benchmark("tables.py", (), ("--tables", "wages", "--seeds", "0"), "tables.json"),
     "data_scale": Benchmark(

@@ -70,6 +70,7 @@ def markdown_table(rows: list[dict], label: str = "") -> str:
 def main(argv: list[str] | None = None) -> int:
     """Generate the dataset, run both experiments per seed; print the table and write the JSON."""
     parser = seeds_parser(__doc__.splitlines()[0], EXPERIMENTS, RESULTS_DIR / "speech_table.json")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, as for `deeparch run`")
     arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     reference = announce_machine()
@@ -84,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         for experiment in arguments.experiments:
-            rows.append(seeds_row(run_experiment(experiment, arguments.seeds, [], scratch, measure_fit=True)))
+            result = run_experiment(
+                experiment, arguments.seeds, arguments.overrides, scratch, measure_fit=True
+            )
+            rows.append(seeds_row(result))
     total = time.perf_counter() - started
 
     print(f"\nTest accuracy on spoken_digits (unseen voices), seeds {' '.join(map(str, arguments.seeds))}")

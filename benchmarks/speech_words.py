@@ -5,6 +5,7 @@ read through `data.source=audio` as a user's recordings are.
 
     .venv/bin/python benchmarks/speech_words.py                    # seeds 0 1 2
     .venv/bin/python benchmarks/speech_words.py --seeds 0
+    .venv/bin/python benchmarks/speech_words.py train.epochs=1 --seeds 0       # a quick check
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def write_word_folder(folder: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Write the word folder, run cnn-speech on it per seed; print the table and write the JSON."""
     parser = seeds_parser(__doc__.splitlines()[0], ("cnn-speech",), RESULTS_DIR / "speech_words.json")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, as for `deeparch run`")
     arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     reference = announce_machine()
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
         clips = write_word_folder(scratch / "words")
         print(f"{clips} clips of command words written ({time.perf_counter() - started:.0f} s)", flush=True)
-        overrides = ["data.source=audio", f"data.path={scratch / 'words'}"]
+        overrides = ["data.source=audio", f"data.path={scratch / 'words'}", *arguments.overrides]
         for experiment in arguments.experiments:
             result = run_experiment(experiment, arguments.seeds, overrides, scratch, measure_fit=True)
             rows.append(seeds_row(result))
