@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 import wave
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,26 +40,20 @@ def write_word_folder(folder: Path) -> int:
 
     recorded = {name: spoken_digits.available_voices(name) for name in spoken_digits.RECORDED_VOICES}
     rng, count = np.random.default_rng(SEED), 0
-    with tempfile.TemporaryDirectory(prefix="speech-words-") as scratch:
-        scratch = Path(scratch)
-        for split in ("train", "test"):
-            clips = [
-                {**clip, "word": WORDS[spoken_digits.WORDS.index(clip["word"])]}
-                for clip in spoken_digits.plan(split, rng, recorded)
-            ]
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                batches = spoken_digits._festival_batches(clips)
-                list(pool.map(lambda batch: spoken_digits._festival_batch(batch, scratch), batches))
-                audio = list(pool.map(lambda clip: spoken_digits.record(**clip, folder=scratch), clips))
-            for index, (clip, samples) in enumerate(zip(clips, audio, strict=True)):
-                path = folder / split / clip["word"] / f"{index:05d}.wav"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with wave.open(str(path), "wb") as writer:
-                    writer.setnchannels(1)
-                    writer.setsampwidth(2)
-                    writer.setframerate(spoken_digits.SAMPLE_RATE)
-                    writer.writeframes(samples.astype("<i2").tobytes())
-            count += len(clips)
+    for split in ("train", "test"):
+        clips = [
+            {**clip, "word": WORDS[spoken_digits.WORDS.index(clip["word"])]}
+            for clip in spoken_digits.plan(split, rng, recorded)
+        ]
+        for index, (clip, samples) in enumerate(zip(clips, spoken_digits.record_all(clips), strict=True)):
+            path = folder / split / clip["word"] / f"{index:05d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(path), "wb") as writer:
+                writer.setnchannels(1)
+                writer.setsampwidth(2)
+                writer.setframerate(spoken_digits.SAMPLE_RATE)
+                writer.writeframes(samples.astype("<i2").tobytes())
+        count += len(clips)
     return count
 
 
