@@ -405,12 +405,24 @@ def _without_keras_progress_bars() -> Iterator[None]:
 
 
 def log_keras_model(model: keras.Model, input_example: Any) -> str:
-    """Log a Keras model with signature and input example to the active run; return its URI."""
+    """Log a Keras model with signature and input example to the active run; return its URI.
+
+    The signature is inferred from one direct call of the model on the example. Given only the
+    example, MLflow infers it by wrapping the model as a pyfunc and predicting, which traces a
+    prediction function (1.5 s of a 4.5 s tiny text run here); the logged signature is the same.
+    """
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from pipelines.serving import model_inputs
+
+    outputs = np.asarray(model(model_inputs(model, input_example), training=False))
     with _without_keras_progress_bars():
         info = mlflow.tensorflow.log_model(
             model,
             name=MODEL_NAME,
             input_example=input_example,
+            signature=infer_signature(input_example, outputs),
             pip_requirements=_pinned_requirements(),
         )
     return info.model_uri

@@ -17,7 +17,7 @@ def _train_run(uri: str):
     return next(run for run in all_runs(uri) if run.data.tags.get("stage") == "train")
 
 
-# That XLA stays on without random layers: test_pipeline's cnn-mnist1d train run has no xla_off tag.
+# That XLA stays on without random layers: test_pipeline's stage-by-stage train run has no xla_off tag.
 # make test's time budget: make test finds the random layers below without training.
 @pytest.mark.slow
 def test_xla_is_off_on_a_cpu_for_a_model_with_dropout_and_says_so(store, cli):
