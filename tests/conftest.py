@@ -47,17 +47,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # did). Modules are collected slowest first, by the per-module sums of `pytest --durations=0`;
 # those not named keep their order after them.
 SLOWEST_MODULES_FIRST = (
+    "test_metric_values",  # with test_gan_pipeline (SAME_WORKER)
     "test_pipeline",
-    "test_metric_values",
     "test_compare",
-    "test_gan_pipeline",
     "test_api",
     "test_checkpointing",
     "test_tune",
     "test_tables",
     "test_recurrent_models",
     "test_speech",
-    "test_text",
     "test_plugins",
     "test_recurrent_pipeline",
     "test_prepared_data",
@@ -65,16 +63,37 @@ SLOWEST_MODULES_FIRST = (
     "test_data",
     "test_cnn_images",
     "test_own_data",
+    "test_text",
     "test_gan_model",
     "test_cli_startup",
     "test_readers",
     "test_offline",
+    "test_gan_pipeline",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: index for index, name in enumerate(SLOWEST_MODULES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: a module's own order
+
+
+# Modules that read the same session fixture go to one worker as one unit, so that the fixture's
+# pipeline run is made once: test_gan_pipeline's `gan_run` is also what test_metric_values scores
+# again from its exported SavedModels. Each module left alone would make its own run on its
+# worker (about 15 s). Without xdist a session fixture is made once anyway.
+SAME_WORKER = {"tests/test_gan_pipeline.py": "tests/test_metric_values.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SAME_WORKER.get(scope, scope)
+
+    return SharedRunScheduling(config, log)
 
 
 TINY = ["data.max_examples=200", "train.epochs=1", "train.batch_size=32"]
@@ -129,6 +148,52 @@ class SharedRun:
     status: int
     output: str
     error: str
+
+
+# One epoch of a conditional GAN on 200 digits, judged by a small classifier trained on digits.
+GAN_GENERATED_SAMPLES = 256
+TINY_GAN_EVALUATOR = """
+name: tiny-evaluator
+data: {name: digits}
+model: {architecture: cnn, filters: [8], dense_units: [16]}
+train: {epochs: 15, batch_size: 32, learning_rate: 1.0e-2}
+"""
+
+
+@dataclass
+class GanRun(SharedRun):
+    scipy_warnings: list
+    export: Path
+
+
+@pytest.fixture(scope="session")
+def gan_run(tmp_path_factory) -> Iterator[GanRun]:
+    """One conditional GAN run, prepare to export, scored by a tiny evaluator: test_gan_pipeline
+    reads its logs, test_metric_values recomputes its score (one worker: SAME_WORKER)."""
+    import warnings
+
+    import scipy.linalg
+
+    folder = tmp_path_factory.mktemp("gan")
+    evaluator = folder / "tiny-evaluator.yaml"
+    evaluator.write_text(TINY_GAN_EVALUATOR)
+    with shared_store(folder / "store") as uri:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status, output, error = run_cli(
+                "run",
+                "-e",
+                "gan-digits",
+                *TINY,
+                "train.sample_every=1",
+                f"evaluate.generated_samples={GAN_GENERATED_SAMPLES}",
+                f"evaluate.evaluator={evaluator}",
+                "--out",
+                str(folder / "generator"),
+            )
+    # Yielded outside the store's context: a session fixture's environment would outlive its modules.
+    linalg = [w for w in caught if issubclass(w.category, scipy.linalg.LinAlgWarning)]
+    yield GanRun(uri, status, output, error, linalg, folder / "generator")
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

@@ -1,59 +1,14 @@
-"""The GAN through the pipeline: adversarial training, scores against real data, generator export."""
+"""The GAN through the pipeline: adversarial training, scores against real data, generator export.
+
+The conditional run (`gan_run`, in conftest) is shared with test_metric_values.py, which recomputes
+its conditional accuracy from the exported generator and evaluator."""
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .conftest import TINY, SharedRun, all_runs, run_cli, shared_store, use_store
-
-GENERATED_SAMPLES = 256
-TINY_EVALUATOR = """
-name: tiny-evaluator
-data: {name: digits}
-model: {architecture: cnn, filters: [8], dense_units: [16]}
-train: {epochs: 15, batch_size: 32, learning_rate: 1.0e-2}
-"""
-
-
-@dataclass
-class GanRun(SharedRun):
-    scipy_warnings: list
-    export: Path
-
-
-@pytest.fixture(scope="module")
-def gan_run(tmp_path_factory) -> Iterator[GanRun]:
-    """One conditional GAN run, prepare to export, scored by a tiny evaluator: the tests read it."""
-    import scipy.linalg
-
-    folder = tmp_path_factory.mktemp("gan")
-    evaluator = folder / "tiny-evaluator.yaml"
-    evaluator.write_text(TINY_EVALUATOR)
-    with shared_store(folder / "store") as uri:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            status, output, error = run_cli(
-                "run",
-                "-e",
-                "gan-digits",
-                *TINY,
-                "train.sample_every=1",
-                f"evaluate.generated_samples={GENERATED_SAMPLES}",
-                f"evaluate.evaluator={evaluator}",
-                "--out",
-                str(folder / "generator"),
-            )
-        linalg = [w for w in caught if issubclass(w.category, scipy.linalg.LinAlgWarning)]
-        yield GanRun(uri, status, output, error, linalg, folder / "generator")
+from .conftest import TINY, TINY_GAN_EVALUATOR, all_runs, use_store
 
 
 def _by_stage(uri: str, architecture: str) -> dict[str, list]:
@@ -107,52 +62,10 @@ def test_exported_generator_takes_latents_and_labels_and_returns_pixel_values(ga
     assert float(tf.reduce_min(samples)) >= 0.0 and float(tf.reduce_max(samples)) <= 255.0
 
 
-# In a fresh process, from the two SavedModels alone: the evaluate stage's generator inputs (latents
-# drawn with seed + 1, labels cycling through the classes: pipelines.serving.generator_inputs)
-# through the generator (pixel values, back to the [0, 1] the evaluator was trained on), then the
-# evaluator; the share of samples whose most probable class is the label they were generated for.
-CONDITIONAL_ACCURACY = """
-import sys
-import numpy as np
-import tensorflow as tf
-
-generator, evaluator, seed, count, classes = sys.argv[1:]
-generate = tf.saved_model.load(generator).signatures["serving_default"]
-classify = tf.saved_model.load(evaluator).signatures["serving_default"]
-latent_size = generate.structured_input_signature[1]["latent"].shape[-1]
-latent = np.random.default_rng(int(seed) + 1).standard_normal((int(count), latent_size)).astype(np.float32)
-labels = np.arange(int(count)) % int(classes)
-(pixels,) = generate(latent=tf.constant(latent), labels=tf.constant(labels, tf.int32)).values()
-(probabilities,) = classify(**{next(iter(classify.structured_input_signature[1])): pixels / 255}).values()
-print(np.mean(probabilities.numpy().argmax(axis=-1) == labels))
-"""
-
-
-# make test's time budget: a fresh process that imports TensorFlow (about 8 s of a worker).
-@pytest.mark.slow
-def test_conditional_accuracy_is_that_of_the_exported_generator_judged_by_the_exported_evaluator(
-    gan_run, cli, monkeypatch
-):
-    assert gan_run.status == 0, gan_run.error
-    store = use_store(gan_run.uri, monkeypatch)
-    gan = _by_stage(store, "gan")
-    evaluate, train = gan["evaluate"][0], gan["train"][0]
-    evaluator = gan_run.export.parent / "evaluator"
-    assert cli("export", "--run", evaluate.data.tags["evaluator_run_id"], "--out", str(evaluator))[0] == 0
-    classes = gan["prepare"][0].data.params["dataset.num_classes"]
-    arguments = [gan_run.export, evaluator, train.data.params["seed"], GENERATED_SAMPLES, classes]
-    result = subprocess.run(
-        [sys.executable, "-c", CONDITIONAL_ACCURACY, *map(str, arguments)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    recomputed = json.loads(result.stdout.strip().splitlines()[-1])
-    assert evaluate.data.metrics["conditional_accuracy"] == pytest.approx(recomputed, rel=1e-6)
-
-
 @pytest.mark.slow
 def test_unconditional_gan_on_mnist1d_sequences(store, cli, tmp_path):
     evaluator = tmp_path / "evaluator.yaml"
-    evaluator.write_text(TINY_EVALUATOR.replace("digits", "mnist1d"))
+    evaluator.write_text(TINY_GAN_EVALUATOR.replace("digits", "mnist1d"))
     status, _, _ = cli(
         "run",
         "-e",

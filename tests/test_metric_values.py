@@ -1,12 +1,14 @@
 """The numbers evaluate logs, recomputed from first principles: each model's exported SavedModel is
 reloaded in another process and run on the prepared test split, and scikit-learn / NumPy compute
 from its outputs what MLflow holds (accuracy, macro-F1, confusion matrix, per-class table, MSE,
-MAE, RMSE, the mean and naive baselines). A metric of the wrong split, a wrong average or a wrong
-baseline formula fails here, not only a missing one.
+MAE, RMSE, the mean and naive baselines); a conditional GAN's accuracy is recomputed from its
+exported generator and evaluator. A metric of the wrong split, a wrong average or a wrong baseline
+formula fails here, not only a missing one.
 
-The CSV regression and forecast runs are also the own-data runs whose other logs (experiment
-name, headline, a forecast's dropped augmentation) the tests at the end read: one run each for
-both (CSV sources otherwise: `test_own_data.py`)."""
+The CSV regression, forecast and text runs are also the own-data runs whose other logs (experiment
+name, headline, a forecast's dropped augmentation, a text model's raw-string SavedModel) the tests
+at the end read: one run each for both (CSV sources otherwise: `test_own_data.py`, text folders:
+`test_text.py`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -24,24 +27,29 @@ from sklearn import metrics as sk
 
 from pipelines import tracking
 
-from .conftest import TINY, all_runs, run_cli, shared_store
+from .conftest import GAN_GENERATED_SAMPLES, TINY, GanRun, all_runs, run_cli, shared_store, use_store
 from .test_own_data import QUICK, QUICK_FORECAST, _series_csv, _table_csv
-from .test_text import TINY_CNN, _reviews_csv
+from .test_text import TINY_LSTM, _reviews_csv, _serve
 
 # Logged metrics are float64 sums of float32 outputs; the reloaded SavedModel computes the same
 # graph (export checks parity to 1e-5), so counts match exactly and sums to float32 rounding.
 RELATIVE = 1e-5
 
 # A script run in a fresh Python process: it knows nothing of the pipeline's Keras objects, only
-# the exported SavedModel and the prepared dataset's folder (as the prepare run logs it).
-SERVE_TEST_SPLIT = """
+# the exported SavedModels and the prepared dataset's folder (as the prepare run logs it). A test
+# split job serves the split; a generator job feeds the evaluate stage's generator inputs (latents
+# drawn with seed + 1, labels cycling through the classes: pipelines.serving.generator_inputs)
+# through the generator (pixel values, back to the [0, 1] the evaluator was trained on), then the
+# evaluator, and keeps the evaluator's most probable class of each sample.
+SERVE_SAVED_MODELS = """
 import json, sys
 from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from pipelines.data import open_dataset
 
-for job in json.loads(sys.argv[1]):
+
+def serve_test_split(job):
     prepared = Path(job["prepared_path"])
     dataset = open_dataset(prepared.name, prepared.parent)
     test, train = dataset.arrays("test"), dataset.arrays("train")
@@ -56,6 +64,22 @@ for job in json.loads(sys.argv[1]):
         last_past=test.x[:, -1, 0] if dataset.forecast else np.zeros(0),
         class_names=np.array(dataset.class_names, dtype=object),
     )
+
+
+def judge_generated(job):
+    generate = tf.saved_model.load(job["generator"]).signatures["serving_default"]
+    classify = tf.saved_model.load(job["evaluator"]).signatures["serving_default"]
+    latent_size = generate.structured_input_signature[1]["latent"].shape[-1]
+    rng = np.random.default_rng(job["seed"] + 1)
+    latent = rng.standard_normal((job["count"], latent_size)).astype(np.float32)
+    labels = np.arange(job["count"]) % job["classes"]
+    (pixels,) = generate(latent=tf.constant(latent), labels=tf.constant(labels, tf.int32)).values()
+    (probabilities,) = classify(**{next(iter(classify.structured_input_signature[1])): pixels / 255}).values()
+    np.savez(job["out"], labels=labels, predicted=probabilities.numpy().argmax(axis=-1))
+
+
+for job in json.loads(sys.argv[1]):
+    (judge_generated if "generator" in job else serve_test_split)(job)
 """
 
 
@@ -84,6 +108,16 @@ class Served:
         return self.outputs.argmax(axis=-1)
 
 
+@dataclass
+class Judged:
+    """A conditional GAN's logged conditional accuracy, and what its exported evaluator made of
+    its exported generator's samples (another process)."""
+
+    logged: float
+    labels: np.ndarray
+    predicted: np.ndarray
+
+
 def _pipeline(folder: Path, experiment: str, *overrides: str) -> tuple[str, dict, str]:
     """`deeparch run -e experiment overrides` in a store of its own; (store URI, runs by stage, output)."""
     with shared_store(folder) as uri:
@@ -92,9 +126,37 @@ def _pipeline(folder: Path, experiment: str, *overrides: str) -> tuple[str, dict
     return uri, {run.data.tags["stage"]: run for run in all_runs(uri)}, output
 
 
-def _served(folder: Path, pipelines: dict[str, tuple[str, ...]]) -> dict[str, Served]:
+def _gan_job(gan_run: GanRun, out: Path) -> tuple[dict, float]:
+    """The generator job of `gan_run` (its evaluator exported beside its generator), and the
+    conditional accuracy its evaluate run logged."""
+    assert gan_run.status == 0, gan_run.error
+    runs = {
+        (run.data.tags["architecture"], run.data.tags["stage"]): run
+        for run in all_runs(gan_run.uri)
+        if "stage" in run.data.tags
+    }
+    evaluate, train = runs["gan", "evaluate"], runs["gan", "train"]
+    evaluator = gan_run.export.parent / "evaluator"
+    with pytest.MonkeyPatch.context() as patch:
+        use_store(gan_run.uri, patch)
+        status, _, error = run_cli(
+            "export", "--run", evaluate.data.tags["evaluator_run_id"], "--out", str(evaluator)
+        )
+    assert status == 0, error
+    job = {
+        "generator": str(gan_run.export),
+        "evaluator": str(evaluator),
+        "seed": int(train.data.params["seed"]),
+        "count": GAN_GENERATED_SAMPLES,
+        "classes": int(runs["gan", "prepare"].data.params["dataset.num_classes"]),
+        "out": str(out),
+    }
+    return job, evaluate.data.metrics["conditional_accuracy"]
+
+
+def _served(folder: Path, pipelines: dict[str, tuple[str, ...]], gan_run: GanRun) -> dict[str, Any]:
     """Each of `pipelines` (name -> experiment and overrides) run prepare to export once; then one
-    process reloads their SavedModels and serves the test splits."""
+    process reloads their SavedModels and serves the test splits, and judges `gan_run`'s samples."""
     runs = {name: _pipeline(folder / name, *command) for name, command in pipelines.items()}
     jobs = [
         {
@@ -104,11 +166,14 @@ def _served(folder: Path, pipelines: dict[str, tuple[str, ...]]) -> dict[str, Se
         }
         for name, (_, stages, _) in runs.items()
     ]
+    gan_job, gan_logged = _gan_job(gan_run, folder / "gan.npz")
     result = subprocess.run(
-        [sys.executable, "-c", SERVE_TEST_SPLIT, json.dumps(jobs)], capture_output=True, text=True
+        [sys.executable, "-c", SERVE_SAVED_MODELS, json.dumps([*jobs, gan_job])],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    served = {}
+    served: dict[str, Any] = {}
     for name, (uri, stages, output) in runs.items():
         arrays = np.load(folder / f"{name}.npz", allow_pickle=True)
         served[name] = Served(
@@ -121,15 +186,19 @@ def _served(folder: Path, pipelines: dict[str, tuple[str, ...]]) -> dict[str, Se
             arrays["last_past"],
             arrays["class_names"].tolist(),
         )
+    judged = np.load(folder / "gan.npz")
+    served["gan"] = Judged(gan_logged, judged["labels"], judged["predicted"])
     return served
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[dict[str, Served]]:
-    """A digits classifier, a CSV regression and a CSV forecast (horizon 3), served."""
+def served(tmp_path_factory, gan_run: GanRun) -> Iterator[dict[str, Any]]:
+    """A digits classifier, a CSV regression, a CSV forecast (horizon 3) and a CSV text classifier,
+    served; and the conditional GAN of test_gan_pipeline (conftest's `gan_run`), judged."""
     folder = tmp_path_factory.mktemp("metric-values")
     prices = _table_csv(folder / "prices.csv")
     sales = _series_csv(folder / "sales.csv")
+    reviews = _reviews_csv(folder / "reviews.csv")
     yield _served(
         folder,
         {
@@ -143,27 +212,25 @@ def served(tmp_path_factory) -> Iterator[dict[str, Served]]:
                 *QUICK,
             ),
             "forecast": ("lstm-mnist1d", *QUICK_FORECAST, "data.horizon=3", f"data.path={sales}", *QUICK),
+            "text": (
+                "lstm-text",
+                "data.source=csv",
+                f"data.path={reviews}",
+                "data.target=sentiment",
+                *TINY_LSTM,
+            ),
         },
+        gan_run,
     )
 
 
-@pytest.fixture(scope="module")
-def served_text(tmp_path_factory) -> Iterator[dict[str, Served]]:
-    """A CSV text classifier, served. In `make test-slow` (make test's time budget): the digits
-    classifier checks the same computations in `make test`."""
-    folder = tmp_path_factory.mktemp("metric-values-text")
-    reviews = _reviews_csv(folder / "reviews.csv")
-    command = ("cnn-text", "data.source=csv", f"data.path={reviews}", "data.target=sentiment", *TINY_CNN)
-    yield _served(folder, {"text": command})
-
-
 @pytest.fixture
-def model(request: pytest.FixtureRequest, name: str) -> Served:
+def model(served: dict[str, Any], name: str) -> Served:
     """The served run the test's `name` parameter names."""
-    return request.getfixturevalue("served_text" if name == "text" else "served")[name]
+    return served[name]
 
 
-CLASSIFIERS = ["classifier", pytest.param("text", marks=pytest.mark.slow)]
+CLASSIFIERS = ["classifier", "text"]
 REGRESSIONS = ["regressor", "forecast"]
 
 
@@ -244,7 +311,13 @@ def test_naive_forecast_errors_are_those_of_repeating_each_windows_last_value(se
     )
 
 
-# --- The regression and the forecast as a user's own CSV data (its other sources: test_own_data.py)
+def test_conditional_accuracy_is_that_of_the_exported_generator_judged_by_the_exported_evaluator(served):
+    gan = served["gan"]
+    assert len(gan.labels) == GAN_GENERATED_SAMPLES
+    assert gan.logged == pytest.approx(np.mean(gan.predicted == gan.labels), rel=1e-6)
+
+
+# --- The regression, the forecast and the text classifier as a user's own CSV data
 
 
 def test_csv_float_target_is_a_regression_with_mae_and_rmse(served):
@@ -296,3 +369,26 @@ def test_a_shipped_experiment_pointed_at_a_forecast_drops_its_augmentation_and_s
     evaluate = forecast.runs["evaluate"].data.metrics
     headline = f"RMSE {evaluate['test_rmse']:.4g} (naive forecast {evaluate['test_naive_rmse']:.4g})"
     assert headline in forecast.output
+
+
+def test_csv_text_column_runs_all_stages_and_the_saved_model_reads_raw_strings(served, monkeypatch):
+    text = served["text"]
+    use_store(text.uri, monkeypatch)
+    prepare, train, evaluate = (text.runs[stage] for stage in ("prepare", "train", "evaluate"))
+    assert prepare.data.params["dataset.features"] == "['review']", "the id column is not read"
+    assert prepare.data.params["dataset.input_shape"] == "[]"
+    assert train.data.params["data.text_column"] == "auto"
+    assert train.data.tags["mlflow.runName"].startswith("lstm-reviews"), "own data, own experiment name"
+    assert "best_epoch" in train.data.metrics, "lstm-text restores its best epoch"
+    examples = text.artifact("examples.json")
+    shown = examples["right"] + examples["wrong"]
+    assert shown and {"text", "label", "predicted", "confidence"} <= set(shown[0])
+    assert all(isinstance(example["text"], str) and example["text"] for example in shown)
+    assert text.runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+
+    texts = ["the plot was superb", "a sentence of words it never saw: zyzzyva"]
+    keras_model = mlflow.tensorflow.load_model(train.data.tags["model_uri"])
+    exported = Path(text.runs["export"].data.tags["export_path"])
+    np.testing.assert_allclose(_serve(exported, texts), np.asarray(keras_model(np.array(texts))), atol=1e-5)
+    logged = mlflow.pyfunc.load_model(train.data.tags["model_uri"])
+    assert np.asarray(logged.predict(np.array(texts, dtype=object))).shape == (2, 2)

@@ -1,5 +1,6 @@
-"""Text from the user's files: a CSV with a text column and a folder of .txt files (with and without
-split folders) through the four stages, raw-string SavedModels, and bad text refused before any run."""
+"""Text from the user's files: a folder of .txt files (with and without split folders) through the
+four stages, raw-string SavedModels, and bad text refused before any run. A CSV with a text column
+runs end to end in test_metric_values.py, which also recomputes its metrics."""
 
 from __future__ import annotations
 
@@ -74,35 +75,8 @@ def _serve(saved_model: Path, texts: list[str]) -> np.ndarray:
     return outputs.numpy()
 
 
-def test_csv_text_column_runs_all_stages_and_the_saved_model_reads_raw_strings(store, cli, tmp_path):
-    path = _reviews_csv(tmp_path / "reviews.csv")
-    out = tmp_path / "served"
-    overrides = ["data.source=csv", f"data.path={path}", "data.target=sentiment", *TINY_LSTM]
-    status, _, error = cli("run", "-e", "lstm-text", *overrides, "--out", str(out))
-    assert status == 0, error
-    runs = _runs_by_stage(store)
-    prepare, train, evaluate = runs["prepare"], runs["train"], runs["evaluate"]
-    assert prepare.data.params["dataset.features"] == "['review']", "the id column is not read"
-    assert prepare.data.params["dataset.input_shape"] == "[]"
-    assert train.data.params["data.text_column"] == "auto"
-    assert train.data.tags["mlflow.runName"].startswith("lstm-reviews"), "own data, own experiment name"
-    assert "best_epoch" in train.data.metrics, "lstm-text restores its best epoch"
-    assert "test_accuracy" in evaluate.data.metrics
-    examples = mlflow.artifacts.load_dict(f"runs:/{evaluate.info.run_id}/examples.json")
-    shown = examples["right"] + examples["wrong"]
-    assert shown and {"text", "label", "predicted", "confidence"} <= set(shown[0])
-    assert all(isinstance(example["text"], str) and example["text"] for example in shown)
-    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
-
-    texts = ["the plot was superb", "a sentence of words it never saw: zyzzyva"]
-    keras_model = mlflow.tensorflow.load_model(train.data.tags["model_uri"])
-    np.testing.assert_allclose(_serve(out, texts), np.asarray(keras_model(np.array(texts))), atol=1e-5)
-    logged = mlflow.pyfunc.load_model(train.data.tags["model_uri"])
-    assert np.asarray(logged.predict(np.array(texts, dtype=object))).shape == (2, 2)
-
-
-# make test's time budget: make test runs text end to end from a CSV (lstm-text, above) and
-# prepares a text folder (below).
+# make test's time budget: make test runs text end to end from a CSV (lstm-text, in
+# test_metric_values.py, which also recomputes its metrics) and prepares a text folder (below).
 @pytest.mark.slow
 def test_text_folder_with_split_folders_keeps_them_and_trains_the_text_cnn(store, cli, tmp_path):
     folder = _text_folder(tmp_path / "aclmini", count=60, splits=("train", "test"))
