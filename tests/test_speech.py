@@ -17,7 +17,7 @@ from models.spec import DataSpec
 from pipelines.config import DataConfig, load_experiment
 from pipelines.data import load_dataset
 
-from .conftest import all_runs, assert_each_refused_before_any_run
+from .conftest import all_runs, assert_each_refused_before_any_run, shared_store
 
 # A quarter second at 8 kHz, 8 mel bands of 64-sample frames, one epoch of a tiny model: what is
 # tested is the plumbing.
@@ -89,13 +89,8 @@ def _run_pipeline(folder: Path, experiment: str, data: Path, tiny: list[str]) ->
     `folder`: the stage runs by stage, where the SavedModel went, the store's folder."""
     from pipelines.cli import main
 
-    (folder / "mlruns").mkdir()
-    uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
     out = folder / "served"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.chdir(folder)
-        mlflow.set_tracking_uri(uri)
+    with shared_store(folder) as uri:
         overrides = ["data.source=audio", f"data.path={data}", *tiny, "--out", str(out)]
         assert main(["run", "-e", experiment, *overrides]) == 0
         runs = {run.data.tags["stage"]: run for run in all_runs(uri)}
