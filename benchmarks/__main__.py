@@ -76,6 +76,7 @@ BENCHMARKS = {
         ("--images", "200", "--sizes", "32", "--epochs", "2", "--repeats", "1"),
         "gan_images.json",
     ),
+    "gan_images_quality": Benchmark("gan_images_quality.py", (), ("--quick",), "gan_images_quality.json"),
     "text_table": Benchmark(
         "text_table.py",
         ("--datasets", "reviews", "docstrings"),

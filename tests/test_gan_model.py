@@ -95,6 +95,22 @@ def test_conditional_samples_depend_on_the_label():
     assert not np.allclose(images[0], images[1])
 
 
+def test_conditional_image_discriminator_projects_the_label_and_classifies_the_picture():
+    gan = build_gan(IMAGE, conditional=True, **SMALL)
+    pictures = np.repeat(_real_batch(IMAGE, 1)[0], 3, axis=0)
+    logits, class_logits = gan.discriminator([pictures, np.arange(3)])
+    assert tuple(class_logits.shape) == (3, IMAGE.num_classes)
+    # The real-vs-fake logit reads the label (projection); the class head reads only the picture.
+    assert len(np.unique(keras.ops.convert_to_numpy(logits).round(6))) == 3
+    np.testing.assert_allclose(class_logits[0], class_logits[1], atol=1e-6)
+
+
+def test_conditional_generator_label_vectors_start_on_the_latent_scale():
+    gan = build_gan(IMAGE, conditional=True, **SMALL)
+    vectors = keras.ops.convert_to_numpy(gan.generator.get_layer("label_embedding").embeddings)
+    assert 0.3 < vectors.std() < 3.0
+
+
 def test_compile_without_arguments_uses_adam_at_the_build_time_rates():
     gan = build_gan(SEQUENCE, generator_learning_rate=1e-3, discriminator_learning_rate=5e-4)
     gan.compile()
