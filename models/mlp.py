@@ -19,22 +19,34 @@ def build_mlp(
     dropout: float = 0.0,
     batch_norm: bool = False,
     ensemble: int = 1,
+    linear_skip: bool = False,
 ) -> keras.Model:
     """A dense stack of `units` on the flattened input (a table's encoded columns), with the head
     `spec.task` asks for; with `ensemble` > 1, that many stacks and heads on the same inputs, their
-    outputs averaged (trained together, on the average's loss)."""
+    outputs averaged (trained together, on the average's loss). With `linear_skip`, each head also
+    reads the input features themselves (wide and deep): a linear model of them plus what the
+    stack adds."""
     if spec.is_table:
         inputs = table_inputs(spec)
         features = encoded_table(inputs, spec)
     else:
         inputs = keras.Input(shape=spec.input_shape, name="inputs")
         features = keras.layers.Flatten(name="flatten")(normalized_inputs(inputs, spec))
+
+    def head_inputs(hidden: keras.KerasTensor, suffix: str = "") -> keras.KerasTensor:
+        if not linear_skip:
+            return hidden
+        return keras.layers.Concatenate(name=f"linear_skip{suffix}")([hidden, features])
+
     if ensemble == 1:
         x = _dense_stack(features, units, activation, dropout, batch_norm)
-        return keras.Model(inputs, output_head(x, spec), name="mlp")
+        return keras.Model(inputs, output_head(head_inputs(x), spec), name="mlp")
     members = [
         output_head(
-            _dense_stack(features, units, activation, dropout, batch_norm, f"member_{member}_"),
+            head_inputs(
+                _dense_stack(features, units, activation, dropout, batch_norm, f"member_{member}_"),
+                f"_{member}",
+            ),
             spec,
             f"_{member}",
         )

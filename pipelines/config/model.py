@@ -28,6 +28,11 @@ class MLPConfig(StrictModel):
         1,
         description="Dense stacks on the same inputs whose outputs are averaged, trained together (1: one).",
     )
+    linear_skip: bool = Field(
+        False,
+        description="Wide and deep: each output layer also reads the input features directly, a linear "
+        "model beside the stack.",
+    )
 
 
 class TextInputConfig(StrictModel):
