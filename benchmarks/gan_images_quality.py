@@ -16,7 +16,7 @@ figures come from the `check` variant: another seed and a class set of which fou
 drawn during tuning (classes 4-13), so that the result is not that of the data it was tuned on.
 
     .venv/bin/python benchmarks/gan_images_quality.py                  # check variant, 3,000 pictures
-    .venv/bin/python benchmarks/gan_images_quality.py --variant tuning --skip-flat train.epochs=10
+    .venv/bin/python benchmarks/gan_images_quality.py --variant tuning --folders labelled train.epochs=10
     .venv/bin/python benchmarks/gan_images_quality.py --quick          # 200 pictures, one epoch
 """
 
@@ -225,7 +225,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="check", help="what the folders draw")
     parser.add_argument("--images", type=int, default=3000, help="pictures in the labelled folder")
     parser.add_argument("--flat-images", type=int, default=500, help="pictures in the flat folder")
-    parser.add_argument("--skip-flat", action="store_true", help="run the labelled folder only")
+    parser.add_argument(
+        "--folders", nargs="+", choices=("labelled", "flat"), default=["labelled", "flat"], help="which runs"
+    )
     parser.add_argument("--quick", action="store_true", help="200 pictures a folder, one epoch: a smoke run")
     parser.add_argument("--workdir", type=Path, help="keep the drawn folders here (default: temporary)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "gan_images_quality.json")
@@ -386,20 +388,26 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch)
         workdir = arguments.workdir or scratch
         workdir.mkdir(parents=True, exist_ok=True)
+        sizes = {"labelled": arguments.images, "flat": arguments.flat_images}
         folders = {
-            "labelled": (draw_folder(workdir, arguments.variant, arguments.images, True), arguments.images)
+            name: draw_folder(workdir, arguments.variant, sizes[name], name == "labelled")
+            for name in arguments.folders
         }
-        if not arguments.skip_flat:
-            folders["flat"] = (
-                draw_folder(workdir, arguments.variant, arguments.flat_images, False),
-                arguments.flat_images,
-            )
         load_before = describe_load()
         runs = {}
-        for name, (folder, pictures) in folders.items():
-            runs[name] = {"pictures": pictures, **run_folder(folder, scratch, arguments.overrides)}
-        load_after = describe_load()
-    reference_after = announce_machine()
+        for name, folder in folders.items():
+            runs[name] = {"pictures": sizes[name], **run_folder(folder, scratch, arguments.overrides)}
+            # Written after each run: a long second run that is stopped leaves the first's figures.
+            record = results_record(arguments, runs, reference_before, load_before)
+            write_json(arguments.json, record)
+    print(f"\n{EXPERIMENT} on the {arguments.variant} folders\n{record['markdown']}")
+    return 0
+
+
+def results_record(
+    arguments: argparse.Namespace, runs: dict, reference_before: float, load_before: str
+) -> dict:
+    """What the JSON holds: the folders, the machine before and now, each run and the table."""
     record = {
         "experiment": EXPERIMENT,
         "variant": arguments.variant,
@@ -408,16 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         "overrides": arguments.overrides,
         "machine": machine(),
         "reference_matmul_seconds": reference_before,
-        "reference_matmul_seconds_after": reference_after,
+        "reference_matmul_seconds_after": announce_machine(),
         "load_average_before": load_before,
-        "load_average_after": load_after,
+        "load_average_after": describe_load(),
         "runs": runs,
     }
     record["markdown"] = report(record)
-    print(f"\n{EXPERIMENT} on the {arguments.variant} folders\n{record['markdown']}")
-    print(f"load {load_before} before, {load_after} after")
-    write_json(arguments.json, record)
-    return 0
+    return record
 
 
 if __name__ == "__main__":
