@@ -35,15 +35,20 @@ class TrainConfig(StrictModel):
         description="Checkpoint, and write the epochs' metrics to MLflow, after the first epoch and then "
         "at the first epoch end this many seconds after the last checkpoint (0: every epoch).",
     )
-    restore_best: Literal["none", "val_loss", "val_accuracy"] = Field(
+    restore_best: Literal["none", "auto", "val_loss", "val_accuracy"] = Field(
         "none",
         description="Keep the weights of the epoch with the best value of this validation metric when "
-        "training ends (none: the last epoch's).",
+        "training ends (none: the last epoch's; auto: val_accuracy for a classifier, val_loss otherwise).",
     )
     patience: PositiveInt | None = Field(
         None,
         description="Stop training when the validation metric of train.restore_best (val_loss when none) "
         "has not improved for this many epochs; train.epochs is then the most it trains. None: every epoch.",
+    )
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0,
+        description="Classification only: train towards 1 - this on the true class and this shared "
+        "among all classes, instead of 1 and 0 (0: plain cross-entropy).",
     )
     augment_shift: Annotated[int, Field(ge=0)] = Field(
         0,

@@ -114,7 +114,7 @@ def train_stage(
         )
         logger = MlflowEpochLogger(samples_per_epoch=len(train_split), logged_steps=logged_steps)
         callbacks = [keras.callbacks.TerminateOnNaN(), logger]
-        best = _best_epoch_keeper(config.train)
+        best = _best_epoch_keeper(config.train, spec.task)
         if best is not None:
             callbacks.append(best)
         callbacks += extra_callbacks
@@ -202,7 +202,7 @@ def train_stage(
     )
 
 
-def _best_epoch_keeper(train: TrainConfig) -> keras.callbacks.EarlyStopping | None:
+def _best_epoch_keeper(train: TrainConfig, task: str) -> keras.callbacks.EarlyStopping | None:
     """Keras' EarlyStopping on the validation metric of `train.restore_best` (val_loss when none):
     it keeps the best epoch's weights and puts them back when training ends (unless restore_best is
     none), and stops after `train.patience` epochs without improvement (never when None). A resumed
@@ -210,11 +210,20 @@ def _best_epoch_keeper(train: TrainConfig) -> keras.callbacks.EarlyStopping | No
     if train.restore_best == "none" and train.patience is None:
         return None
     return keras.callbacks.EarlyStopping(
-        monitor="val_loss" if train.restore_best == "none" else train.restore_best,
+        monitor=monitored_metric(train.restore_best, task),
         patience=train.patience or train.epochs + 1,
         restore_best_weights=train.restore_best != "none",
         verbose=0,
     )
+
+
+def monitored_metric(restore_best: str, task: str) -> str:
+    """The validation metric `train.restore_best` and `train.patience` watch: `auto` is the score a
+    classifier is judged by (its accuracy keeps rising after its loss, which overconfidence on a
+    few rows turns upwards, has bottomed out), the loss for any other task; `none` the loss."""
+    if restore_best == "auto":
+        return "val_accuracy" if task == "classification" else "val_loss"
+    return "val_loss" if restore_best == "none" else restore_best
 
 
 def _warn_if_stored_by_class(config: ExperimentConfig, dataset: PreparedDataset) -> None:
@@ -300,7 +309,14 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
     ):
         raise ConfigError(
             f"train.restore_best: {restore!r} is not a validation metric of {architecture!r} on "
-            f"{dataset.name!r}; allowed: none" + (", val_loss" if architecture != "gan" else "")
+            f"{dataset.name!r}; allowed: none" + (", auto, val_loss" if architecture != "gan" else "")
+        )
+    smoothing = config.train.label_smoothing
+    if smoothing and (architecture == "gan" or dataset.spec.task != "classification"):
+        raise ConfigError(
+            f"train.label_smoothing: {smoothing} smooths class labels, which {architecture!r} on "
+            f"{dataset.name!r} does not learn; allowed: 0"
+            + (" (a GAN's discriminator smooths with model.label_smoothing)" if architecture == "gan" else "")
         )
     probe_epochs = config.train.gradient_probe_epochs
     if probe_epochs and (architecture not in RECURRENT_ARCHITECTURES or dataset.spec.input_dtype == "string"):
@@ -394,7 +410,12 @@ def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_e
         "rmsprop": lambda: keras.optimizers.RMSprop(schedule, clipnorm=train.clipnorm),
     }[train.optimizer]()
     if task == "classification":
-        loss, metrics = keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]
+        loss = (
+            SmoothedSparseCategoricalCrossentropy(train.label_smoothing)
+            if train.label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy()
+        )
+        metrics = ["accuracy"]
     else:
         loss, metrics = (
             keras.losses.MeanSquaredError(),
@@ -409,6 +430,27 @@ def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_e
         steps_per_execution=train.steps_per_execution,
     )
     return xla_blocked_by
+
+
+@keras.saving.register_keras_serializable(package="deeparch")
+class SmoothedSparseCategoricalCrossentropy(keras.losses.Loss):
+    """Cross-entropy of class indices against predicted probabilities, the target 1 - smoothing on
+    the true class plus smoothing / classes on every class: Keras' sparse loss has no
+    label_smoothing, and the labels stay class indices everywhere else."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "sparse_categorical_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.cast(y_true, "int32")
+        if len(labels.shape) == len(y_pred.shape):  # (batch, 1) as well as (batch,)
+            labels = keras.ops.squeeze(labels, axis=-1)
+        targets = keras.ops.one_hot(labels, y_pred.shape[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 def random_layers(model: keras.Model) -> list[str]:

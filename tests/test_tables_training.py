@@ -1,0 +1,73 @@
+"""How a classifier of tables can be trained: label smoothing on class indices, and early stopping
+on the score it is judged by (`train.restore_best: auto`). Validated at the edge, passed to Keras."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+
+import models
+from models.spec import DataSpec
+from pipelines.config import ConfigError, load_experiment
+from pipelines.config.train import TrainConfig
+from pipelines.stages.train import (
+    SmoothedSparseCategoricalCrossentropy,
+    _best_epoch_keeper,
+    check_config_fits_data,
+    compile_model,
+)
+
+PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]], np.float32)
+LABELS = np.array([0, 1, 0])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1.0", "less than 1"), ("-0.1", "greater than or equal to 0"), ("lots", "valid number")],
+)
+def test_label_smoothing_outside_0_to_1_names_the_field_and_what_is_allowed(value, expected):
+    assert load_experiment("mlp-digits").train.label_smoothing == 0.0
+    with pytest.raises(ConfigError, match=rf"train\.label_smoothing: .*{value}.*{expected}"):
+        load_experiment("mlp-digits", [f"train.label_smoothing={value}"])
+
+
+def test_the_compiled_loss_smooths_class_indices_as_keras_smooths_one_hot_labels():
+    model = models.build("mlp", DataSpec((4,), num_classes=3), units=[8])
+    compile_model(model, TrainConfig(label_smoothing=0.1), "classification", steps_per_epoch=1)
+    assert isinstance(model.loss, SmoothedSparseCategoricalCrossentropy)
+    assert model.loss.label_smoothing == 0.1
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(3)[LABELS], PROBABILITIES)
+    for labels in (LABELS, LABELS[:, None]):  # (batch,) and (batch, 1)
+        np.testing.assert_allclose(float(model.loss(labels, PROBABILITIES)), float(expected), rtol=1e-6)
+    compile_model(model, TrainConfig(), "classification", steps_per_epoch=1)
+    assert type(model.loss) is keras.losses.SparseCategoricalCrossentropy, "no smoothing: Keras' own loss"
+
+
+def test_a_model_trained_with_smoothing_saves_and_loads_compiled(tmp_path):
+    model = models.build("mlp", DataSpec((4,), num_classes=3), units=[8])
+    compile_model(model, TrainConfig(label_smoothing=0.2), "classification", steps_per_epoch=1)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.loss.label_smoothing == 0.2
+
+
+def test_auto_restores_the_best_validation_accuracy_of_a_classifier_and_loss_otherwise():
+    train = TrainConfig(restore_best="auto", patience=5)
+    assert _best_epoch_keeper(train, "classification").monitor == "val_accuracy"
+    assert _best_epoch_keeper(train, "regression").monitor == "val_loss"
+    assert _best_epoch_keeper(TrainConfig(patience=5), "classification").monitor == "val_loss"
+
+
+def _prepared(task: str, num_classes: int | None) -> SimpleNamespace:
+    spec = DataSpec((4,), num_classes=num_classes, task=task)
+    return SimpleNamespace(spec=spec, name="prices", source="npz", forecast=None, location=None)
+
+
+def test_label_smoothing_on_a_regression_is_refused_naming_the_field():
+    config = load_experiment("mlp-digits", ["train.label_smoothing=0.1"])
+    check_config_fits_data(config, _prepared("classification", 3))
+    with pytest.raises(ConfigError, match=r"train\.label_smoothing: 0\.1 .*'prices'.*allowed: 0"):
+        check_config_fits_data(config, _prepared("regression", None))
