@@ -150,13 +150,14 @@ class SharedRun:
     error: str
 
 
-# One epoch of a conditional GAN on 200 digits, judged by a small classifier trained on digits.
+# One epoch of a conditional GAN on 200 digits, judged by a small classifier trained on digits (an
+# MLP: about 96 % on digits in 10 epochs, 2.4 s where a small CNN's 15 took 4-5 s).
 GAN_GENERATED_SAMPLES = 256
 TINY_GAN_EVALUATOR = """
 name: tiny-evaluator
 data: {name: digits}
-model: {architecture: cnn, filters: [8], dense_units: [16]}
-train: {epochs: 15, batch_size: 32, learning_rate: 1.0e-2}
+model: {architecture: mlp, units: [32]}
+train: {epochs: 10, batch_size: 64, learning_rate: 1.0e-2}
 """
 
 

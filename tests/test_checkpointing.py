@@ -11,6 +11,7 @@ import time
 import keras
 import mlflow
 import numpy as np
+import pytest
 
 from pipelines import tracking
 from pipelines.callbacks import CheckpointEvery, MlflowEpochLogger
@@ -76,6 +77,10 @@ def _first_checkpoint(process: subprocess.Popen, timeout: float = 120) -> str:
     raise AssertionError(f"training left no checkpoint in {timeout} s")
 
 
+# make test's time budget: a fresh `deeparch` process killed, then resumed (about 17 s of a worker).
+# make test resumes runs in process (test_failures' kill while checkpointing, the gradient probe of
+# a resumed fit); README's Development section says this one is in make test-slow.
+@pytest.mark.slow
 def test_a_sigkilled_cli_training_resumes_through_the_cli_logging_each_epoch_once(store, cli):
     # The first checkpoint comes after epoch 1, the next one 10 s later (train.checkpoint_seconds):
     # the epochs trained between it and the kill are lost, trained again and logged once.

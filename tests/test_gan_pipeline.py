@@ -29,12 +29,12 @@ def test_conditional_gan_runs_prepare_to_export_and_is_scored_by_an_evaluator_ru
     evaluate = gan["evaluate"][0]
     for metric in ("frechet_distance", "real_frechet_distance", "classifier_score", "conditional_accuracy"):
         assert np.isfinite(evaluate.data.metrics[metric])
-    evaluator_runs = _by_stage(store, "cnn")["train"]
+    evaluator_runs = _by_stage(store, "mlp")["train"]
     assert evaluate.data.tags["evaluator_run_id"] == evaluator_runs[0].info.run_id
 
     # Evaluating again reuses the finished evaluator run instead of training another.
     assert cli("evaluate", "--run", train.info.run_id)[0] == 0
-    assert len(_by_stage(store, "cnn")["train"]) == 1
+    assert len(_by_stage(store, "mlp")["train"]) == 1
 
 
 def test_a_gan_headline_is_its_conditional_accuracy_and_frechet_ratio_without_scipy_warnings(gan_run):
