@@ -40,8 +40,8 @@ run: install
 test: install
 	$(BIN)/pytest -n auto --dist loadscope --no-loadscope-reorder
 
-# Both cores, as make test: the 93 slow tests took 28 min in one process, 13 min 28 s on two
-# (a fresh clone of a5bda77, a benchmark running beside the first).
+# Both cores, as make test: 89 slow tests took 13 min 4 s on two in a fresh clone of 238257c, on an
+# idle machine (93 took 28 min in one process at a5bda77).
 # Exit status 5 means "no test collected": not a failure while there are no slow tests.
 test-slow: install
 	$(BIN)/pytest -m slow -n auto --dist loadscope || [ $$? -eq 5 ]
