@@ -84,6 +84,10 @@ class GAN(keras.Model):
         self.discriminator_optimizer = discriminator_optimizer or keras.optimizers.Adam(
             self.discriminator_learning_rate, beta_1=0.5
         )
+        # Their slots now, not in the first traced train step: TensorFlow traces a step that
+        # created variables a second time (and `load_model` needs them to restore their state).
+        self.generator_optimizer.build(self.generator.trainable_variables)
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
 
     def get_compile_config(self) -> dict:
         """Both optimizers, so that `load_model` recompiles the GAN and restores their state."""
@@ -95,13 +99,11 @@ class GAN(keras.Model):
         }
 
     def compile_from_config(self, config: dict) -> None:
-        """Recompile from `get_compile_config` and create the optimizer slots the weights fill."""
+        """Recompile from `get_compile_config` (which creates the optimizer slots the weights fill)."""
         self.compile(
             generator_optimizer=keras.saving.deserialize_keras_object(config["generator_optimizer"]),
             discriminator_optimizer=keras.saving.deserialize_keras_object(config["discriminator_optimizer"]),
         )
-        self.generator_optimizer.build(self.generator.trainable_variables)
-        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
 
     def call(self, inputs, training: bool = False):
         """Generated samples for `latent` or `[latent, labels]`."""

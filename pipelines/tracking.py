@@ -22,6 +22,7 @@ import mlflow
 from mlflow.entities import RunStatus
 
 from pipelines.config import ConfigError, ExperimentConfig, resolve
+from pipelines.config.loading import load_yaml
 
 if TYPE_CHECKING:
     import keras
@@ -537,13 +538,11 @@ def train_run_model_uri(run: Run) -> str:
 
 def run_config(run: Run) -> ExperimentConfig:
     """The resolved config a run logged as its `config.yaml` artifact."""
-    import yaml
-
     with tempfile.TemporaryDirectory() as folder:
         path = mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path=CONFIG_ARTIFACT, dst_path=folder
         )
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = load_yaml(Path(path).read_text())
     return resolve(raw, source=f"run {run.info.run_id}")
 
 

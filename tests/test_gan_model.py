@@ -120,6 +120,23 @@ def test_compile_without_arguments_uses_adam_at_the_build_time_rates():
     assert gan.discriminator_optimizer.beta_1 == pytest.approx(0.5)
 
 
+def test_compiled_gan_has_its_optimizer_slots_and_traces_its_train_step_once(monkeypatch):
+    gan = build_gan(IMAGE, conditional=True, **SMALL)
+    gan.compile()
+    assert gan.generator_optimizer.built and gan.discriminator_optimizer.built
+    traced = []
+    plain_step = GAN.train_step
+
+    def counted_step(model, data):
+        traced.append(model.name)
+        return plain_step(model, data)
+
+    monkeypatch.setattr(GAN, "train_step", counted_step)
+    samples, labels = _real_batch(IMAGE)
+    gan.fit(samples, labels, batch_size=16, epochs=2, verbose=0)
+    assert len(traced) == 1
+
+
 def test_conditional_gan_needs_num_classes():
     with pytest.raises(ValueError, match="num_classes"):
         build_gan(DataSpec((40,), task="generation"), conditional=True)

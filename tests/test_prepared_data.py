@@ -131,7 +131,7 @@ def test_streamed_training_split_is_shuffled_across_shards_with_a_bounded_buffer
 
     monkeypatch.setattr(prepared, "SHARD_BYTES", 4096)  # many small shards
     monkeypatch.setattr(prepared, "RECORD_BYTES", 1024)
-    dataset = load_dataset(DataConfig(name="mnist1d", max_examples=600), tmp_path / "store")
+    dataset = load_dataset(DataConfig(name="digits", max_examples=600), tmp_path / "store")
     train = dataset.splits["train"]
     assert len(train.files) > 4
     monkeypatch.setattr(input_pipeline, "SHUFFLE_MIN_EXAMPLES", 64)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import keras
+import numpy as np
 import pytest
 
 import models
 from models.spec import DataSpec
-from pipelines.stages.train import XLA_OFF_REASON, random_layers
+from pipelines.config import TrainConfig
+from pipelines.stages.train import XLA_OFF_REASON, build_training_state, compile_model, random_layers
 
 from .conftest import TINY, all_runs
 
@@ -42,3 +45,32 @@ def test_xla_is_off_on_a_cpu_for_a_model_with_dropout_and_says_so(store, cli):
 def test_random_layers_are_those_that_draw_random_numbers_in_training(architecture, hparams, expected):
     spec = DataSpec((40, 1), num_classes=10)
     assert random_layers(models.build(architecture, spec, **hparams)) == expected
+
+
+def test_the_train_step_is_traced_once_when_its_state_is_built_before_fit(monkeypatch):
+    import tensorflow as tf
+
+    traced = []
+    plain_step = keras.Model.train_step
+
+    def counted_step(model, data):
+        traced.append(model.name)
+        return plain_step(model, data)
+
+    monkeypatch.setattr(keras.Model, "train_step", counted_step)
+    rng = np.random.default_rng(0)
+    batches = tf.data.Dataset.from_tensor_slices(
+        (rng.normal(size=(64, 8)).astype("float32"), rng.integers(0, 3, 64))
+    ).batch(16)
+    counts = {}
+    for prebuilt in (False, True):
+        model = models.build("mlp", DataSpec((8,), num_classes=3), units=[4])
+        compile_model(model, TrainConfig(epochs=1), "classification", steps_per_epoch=4)
+        if prebuilt:
+            build_training_state(model, batches.element_spec)
+        traced.clear()
+        model.fit(batches, epochs=2, verbose=0)
+        counts[prebuilt] = len(traced)
+    # Keras 3.15 under the default strategy leaves the optimizer's slots and the metrics' state to
+    # the first trace, which TensorFlow then traces again. If that changes, the helper can go.
+    assert counts == {False: 2, True: 1}

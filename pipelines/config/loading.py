@@ -18,6 +18,16 @@ from pipelines.config.base import ConfigError
 from pipelines.config.experiment import ExperimentConfig
 from pipelines.config.model import TEXT_ARCHITECTURES, BuilderConfig, ModelConfig
 
+# libyaml's parser where PyYAML was built with it (the wheels are): the same documents, about 9x
+# faster than the pure-Python one. A pipeline run reads its experiment file several times and
+# parses each override, about 10 ms a file in pure Python.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load`, with libyaml's parser when it is there."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
+
 
 def shipped_experiments() -> list[str]:
     """Names of the experiment files shipped in pipelines/experiments."""
@@ -190,7 +200,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not separator or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {item!r} is not of the form key.path=value (e.g. train.epochs=3)")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = load_yaml(text) if text.strip() else None
     except yaml.YAMLError:
         value = text
     return key.strip().split("."), value
@@ -210,7 +220,7 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = load_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"experiment file {str(path)!r} is not valid YAML: {error}") from None
     if not isinstance(loaded, dict):
