@@ -20,12 +20,14 @@ install: $(VENV)/.installed
 # on, and make's commands keep writing (unexport below) for the few modules imported later.
 unexport PYTHONDONTWRITEBYTECODE
 WARM_HEAVY := tensorflow, keras, tensorflow_datasets, mlflow.tensorflow
-WARM_REST := mlflow, mlflow.pyfunc, mlflow.store.tracking.sqlalchemy_store, optuna, pandas, \
-	matplotlib.figure, matplotlib.backends.backend_agg, pipelines.cli
+WARM_REST := mlflow, mlflow.pyfunc, mlflow.store.tracking.sqlalchemy_store, mlflow.server, optuna, \
+	pandas, scipy.linalg, sklearn.metrics, matplotlib.figure, matplotlib.backends.backend_agg, \
+	pipelines.cli, pytest, xdist
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]"
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet uv || \
+		{ $(BIN)/python -m ensurepip --default-pip && $(BIN)/python -m pip install --quiet uv; }
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]" pip
 	export TF_CPP_MIN_LOG_LEVEL=3; $(BIN)/python -c "import $(WARM_HEAVY)" & heavy=$$!; \
 	$(BIN)/python -c "import $(WARM_REST)" && wait $$heavy
 	touch $@
