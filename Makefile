@@ -18,6 +18,10 @@ install: $(VENV)/.installed
 # install (uv's --compile-bytecode) took 15 s of a 27 s install, mostly modules no command loads.
 # Instead the install imports what the commands import, in two processes at once, with writing
 # on, and make's commands keep writing (unexport below) for the few modules imported later.
+#
+# The environment is made without pip (python -m venv spent 5.6 s installing and compiling it):
+# the system pip puts uv in (ensurepip where that pip is missing or predates --python), and uv
+# installs pip with the project.
 unexport PYTHONDONTWRITEBYTECODE
 WARM_HEAVY := tensorflow, keras, tensorflow_datasets, mlflow.tensorflow
 WARM_REST := mlflow, mlflow.pyfunc, mlflow.store.tracking.sqlalchemy_store, mlflow.server, optuna, \
