@@ -21,8 +21,7 @@ from urllib.parse import quote
 import mlflow
 from mlflow.entities import RunStatus
 
-from pipelines.config import ConfigError, ExperimentConfig, resolve
-from pipelines.config.loading import load_yaml
+from pipelines.config import ConfigError, ExperimentConfig, load_yaml, resolve
 
 if TYPE_CHECKING:
     import keras
