@@ -287,7 +287,7 @@ def run_folder(folder: Path, scratch: Path, overrides: list[str]) -> dict:
         "wall_seconds": wall_seconds,
         "cpu_seconds": cpu_seconds,
         "train_seconds": train.data.metrics.get("train_seconds"),
-        "train_epochs": int(train.data.params["train.epochs"]),
+        "train_epochs": int(train.data.tags.get("planned_epochs", train.data.params["train.epochs"])),
         "metrics": dict(evaluate.data.metrics),
         "scores_withheld": evaluate.data.tags.get("scores_withheld"),
         "load_average_before": load_before,

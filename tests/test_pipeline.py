@@ -150,6 +150,19 @@ def test_each_stage_runs_alone_from_an_earlier_run(store, cli, tmp_path):
     assert "mlflow.parentRunId" not in runs["evaluate"][0].data.tags
 
 
+def test_max_updates_caps_the_epochs_and_says_so(store, cli):
+    # 200 training examples in batches of 32: 7 batches an epoch, so 20 updates leave 2 epochs of 5.
+    status, output, _ = cli(
+        "train", "-e", "mlp-digits", *TINY, "model.units=[16]", "train.epochs=5", "train.max_updates=20"
+    )
+    assert status == 0
+    assert "note: train.max_updates=20: 2 epochs of 7 batches, not train.epochs=5" in output
+    (train,) = _runs_by_stage(store)["train"]
+    assert train.data.tags["planned_epochs"] == "2" and "stopped_epoch" not in train.data.tags
+    history = mlflow.MlflowClient().get_metric_history(train.info.run_id, "loss")
+    assert sorted(point.step for point in history) == [1, 2]
+
+
 def test_evaluate_rejects_a_run_that_is_not_a_train_run(store, cli):
     assert cli("prepare", "-e", "mlp-digits", *TINY)[0] == 0
     prepare = _runs_by_stage(store)["prepare"][0]

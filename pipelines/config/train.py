@@ -13,6 +13,12 @@ from pipelines.config.base import Fraction, PositiveInt, StrictModel
 
 class TrainConfig(StrictModel):
     epochs: PositiveInt = Field(10, description="Passes over the training split.")
+    max_updates: PositiveInt | None = Field(
+        None,
+        description="Train at most this many batches (optimizer updates): fewer than train.epochs "
+        "epochs when the training split is large, so the time does not grow with the data. "
+        "None: train.epochs.",
+    )
     batch_size: PositiveInt = Field(64, description="Global batch size.")
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = Field("adam", description="Optimizer.")
     learning_rate: Annotated[float, Field(gt=0.0)] = Field(1e-3, description="Peak learning rate.")
@@ -64,3 +70,10 @@ class TrainConfig(StrictModel):
     gradient_probe_epochs: list[Annotated[int, Field(ge=0)]] = Field(
         [], description="rnn/lstm only: epochs after which to log ‖∂loss/∂h_t‖ per step (0: before training)."
     )
+
+    def planned_epochs(self, steps_per_epoch: int) -> int:
+        """The epochs a training of `steps_per_epoch` batches an epoch runs: `epochs`, fewer when
+        `max_updates` would be passed (at least one)."""
+        if self.max_updates is None:
+            return self.epochs
+        return max(1, min(self.epochs, self.max_updates // steps_per_epoch))

@@ -78,6 +78,7 @@ def train_stage(
     _warn_if_stored_by_class(config, dataset)
     batch_size = config.train.batch_size  # global: tf.distribute splits it across replicas
     steps_per_epoch = math.ceil(len(train_split) / batch_size)
+    epochs = config.train.planned_epochs(steps_per_epoch)
     strategy = distribute.strategy(config.train.strategy)
     workers = distribute.worker_count(config.train.strategy)
     with strategy.scope():
@@ -90,12 +91,18 @@ def train_stage(
     distribute.prepare_for_fit(model, strategy)
     if xla_blocked_by:
         print(f"note: train.jit_compile: {XLA_OFF_REASON} ({', '.join(xla_blocked_by)})")
+    if epochs < config.train.epochs:
+        print(
+            f"note: train.max_updates={config.train.max_updates}: {epochs} epochs of "
+            f"{steps_per_epoch} batches, not train.epochs={config.train.epochs}"
+        )
 
     tags = {
         "prepare_run_id": prepared.run_id,
         "dataset_digest": dataset.digest,
         "data_hash": config.section_hash("data"),
         **({"xla_off": XLA_OFF_REASON} if xla_blocked_by else {}),
+        **({"planned_epochs": str(epochs)} if epochs < config.train.epochs else {}),
     }
     with tracking.stage_run(config, "train", tags, resume_run_id=resume_run_id) as run:
         if resume_run_id is None:
@@ -154,7 +161,7 @@ def train_stage(
                 validation_data=as_tf_dataset(
                     validation_split, batch_size, cache=config.data.cache, workers=workers
                 ),
-                epochs=config.train.epochs,
+                epochs=epochs,
                 callbacks=callbacks,
                 # A dataset each worker reads only part of repeats: the epoch is counted in steps.
                 steps_per_epoch=steps_per_epoch if reads_own_files(train_split, workers) else None,
@@ -169,14 +176,14 @@ def train_stage(
         # Stopped by its own patience, a training is what its config asks for; by another callback
         # (a tuning trial's pruner) it is not.
         patient = best is not None and best.stopped_epoch > 0
-        stopped_epoch = trained_epochs if trained_epochs < config.train.epochs and not patient else None
+        stopped_epoch = trained_epochs if trained_epochs < epochs and not patient else None
         if stopped_epoch is not None:
             mlflow.set_tag("stopped_epoch", str(stopped_epoch))
         if patient:
             mlflow.set_tag("early_stopped_epoch", str(trained_epochs))
             print(
                 f"note: train.patience: stopped after epoch {trained_epochs} of at most "
-                f"{config.train.epochs}, {config.train.patience} epochs without a better {best.monitor}"
+                f"{epochs}, {config.train.patience} epochs without a better {best.monitor}"
             )
         mlflow.log_metrics(
             {
@@ -416,7 +423,7 @@ def _check_finite(history: dict[str, list[float]], names: tuple[str, ...]) -> No
 def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_epoch: int) -> list[str]:
     """Compile with the configured optimizer, schedule and the task's loss and metrics; return the
     layers that kept XLA off although `train.jit_compile` asked for it (`XLA_OFF_REASON`)."""
-    total_steps = max(1, steps_per_epoch * train.epochs)
+    total_steps = max(1, steps_per_epoch * train.planned_epochs(steps_per_epoch))
     schedule = learning_rate_schedule(train, total_steps)
     optimizer = {
         "adam": lambda: keras.optimizers.Adam(schedule, clipnorm=train.clipnorm),
