@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -161,6 +162,38 @@ def test_max_updates_caps_the_epochs_and_says_so(store, cli):
     assert train.data.tags["planned_epochs"] == "2" and "stopped_epoch" not in train.data.tags
     history = mlflow.MlflowClient().get_metric_history(train.info.run_id, "loss")
     assert sorted(point.step for point in history) == [1, 2]
+
+
+def test_refit_trains_the_logged_model_on_the_validation_rows_too(store, cli, tmp_path):
+    # A quarter of the train rows are class b, three quarters of the validation rows, and x says
+    # nothing: a model learns b's share. Trained on the train split alone it gives b about 25 %,
+    # refit on both splits about 50 %.
+    rng = np.random.default_rng(0)
+    labels = ["a"] * 45 + ["b"] * 15 + ["a"] * 15 + ["b"] * 45 + ["a", "b"] * 10
+    splits = ["train"] * 60 + ["val"] * 60 + ["test"] * 20
+    path = tmp_path / "shifted.csv"
+    path.write_text(
+        "x,label,split\n"
+        + "".join(f"{rng.uniform()},{y},{split}\n" for y, split in zip(labels, splits, strict=True))
+    )
+    data = ["data.source=csv", f"data.path={path}", "data.target=label"]
+    training = ["model.units=[16]", "train.epochs=10", "train.batch_size=16", "train.learning_rate=0.01"]
+    status, output, error = cli("train", "-e", "mlp-digits", *data, *training, "train.refit=true")
+    assert status == 0, error
+    (refit,) = _runs_by_stage(store)["train"]
+    # No restore_best nor patience: as many epochs as the first training's (with either, its best).
+    assert refit.data.tags["refit_epochs"] == "10"
+    assert "validation splits (120 examples) for 10 epochs" in output
+    assert cli("train", "-e", "mlp-digits", *data, *training)[0] == 0
+    (alone,) = [run for run in _runs_by_stage(store)["train"] if "refit_epochs" not in run.data.tags]
+    rows = pd.DataFrame({"x": rng.uniform(size=50)})
+
+    def share_of_b(run) -> float:
+        return float(
+            mlflow.pyfunc.load_model(run.data.tags["model_uri"]).predict(rows)["probability(b)"].mean()
+        )
+
+    assert share_of_b(alone) < 0.35 and share_of_b(refit) > 0.4
 
 
 def test_evaluate_rejects_a_run_that_is_not_a_train_run(store, cli):

@@ -71,3 +71,16 @@ def test_label_smoothing_on_a_regression_is_refused_naming_the_field():
     check_config_fits_data(config, _prepared("classification", 3))
     with pytest.raises(ConfigError, match=r"train\.label_smoothing: 0\.1 .*'prices'.*allowed: 0"):
         check_config_fits_data(config, _prepared("regression", None))
+
+
+def test_refit_of_a_gan_or_across_workers_is_refused_naming_the_field():
+    check_config_fits_data(
+        load_experiment("mlp-digits", ["train.refit=true"]), _prepared("classification", 3)
+    )
+    for experiment, overrides, reason in [
+        ("gan-digits", [], "'gan' does not learn from"),
+        ("mlp-digits", ["train.strategy=multi_worker"], "multi_worker does not read"),
+    ]:
+        config = load_experiment(experiment, ["train.refit=true", *overrides])
+        with pytest.raises(ConfigError, match=rf"train\.refit: true .*{reason}; allowed: false"):
+            check_config_fits_data(config, _prepared("classification", 10))

@@ -51,6 +51,12 @@ class TrainConfig(StrictModel):
         description="Stop training when the validation metric of train.restore_best (val_loss when none) "
         "has not improved for this many epochs; train.epochs is then the most it trains. None: every epoch.",
     )
+    refit: bool = Field(
+        False,
+        description="After training, train a fresh model on the train and validation splits together "
+        "for as many epochs as the best one (train.restore_best / train.patience; all epochs trained "
+        "without them), and log that model: it learns from every labelled row. Not for GANs.",
+    )
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
         0.0,
         description="Classification only: train towards 1 - this on the true class and this shared "

@@ -3,6 +3,7 @@ what suits the data: confident texts, spectrograms of clips, a forecast)."""
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterable, Iterator
 
@@ -77,8 +78,11 @@ def _test_batches(
     import tensorflow as tf
 
     # One compiled call per batch; `predict_on_batch` would hand a tf.distribute strategy's
-    # replicas each the whole batch and return every replica's outputs.
-    infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    # replicas each the whole batch and return every replica's outputs. A partial, not a lambda:
+    # TensorFlow counts the traces of every function of the same code together, and the lambda's
+    # new model at each evaluate of one process (tuning trials, sweeps, the Python API) printed
+    # its "triggered tf.function retracing" warning.
+    infer = tf.function(functools.partial(model, training=False), reduce_retracing=True)
     for x, y in as_tf_dataset(dataset.splits["test"], batch_size, cache="none"):
         # A table's inputs are a dict of columns.
         yield tf.nest.map_structure(lambda tensor: tensor.numpy(), x), y.numpy(), np.asarray(infer(x))

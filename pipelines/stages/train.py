@@ -185,6 +185,18 @@ def train_stage(
                 f"note: train.patience: stopped after epoch {trained_epochs} of at most "
                 f"{epochs}, {config.train.patience} epochs without a better {best.monitor}"
             )
+        if config.train.refit:
+            refit_epochs = (
+                best.best_epoch + 1 if best is not None and best.best_epoch is not None else trained_epochs
+            )
+            started = time.perf_counter()
+            model = _refit(config, spec, dataset, refit_epochs, strategy)
+            mlflow.set_tag("refit_epochs", str(refit_epochs))
+            mlflow.log_metric("refit_seconds", time.perf_counter() - started)
+            print(
+                f"note: train.refit: trained a fresh model on the train and validation splits "
+                f"({len(train_split) + len(validation_split):,} examples) for {refit_epochs} epochs"
+            )
         mlflow.log_metrics(
             {
                 "train_seconds": seconds,
@@ -209,6 +221,41 @@ def train_stage(
     return TrainResult(
         run_id=run.info.run_id, model_uri=model_uri, model=model, history=history, stopped_epoch=stopped_epoch
     )
+
+
+def _refit(
+    config: ExperimentConfig, spec: DataSpec, dataset: PreparedDataset, epochs: int, strategy
+) -> keras.Model:
+    """A fresh model, built and compiled as the first (its preprocessing adapted to the train split
+    alone, as the first's), trained for `epochs` on the train and validation splits together:
+    each epoch draws the batches of both, shuffled, in a seeded random order."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    batch_size = config.train.batch_size
+    splits = [dataset.splits["train"], dataset.splits["validation"]]
+    parts = [
+        as_tf_dataset(
+            split, batch_size, shuffle=True, seed=config.seed, train=config.train, cache=config.data.cache
+        )
+        for split in splits
+    ]
+    steps = [math.ceil(len(split) / batch_size) for split in splits]
+    # Both splits' batches in a seeded random order; the count stated, so that Keras knows the
+    # length of an epoch (a sampled dataset's is unknown).
+    batches = tf.data.Dataset.sample_from_datasets(
+        parts, weights=[count / sum(steps) for count in steps], seed=config.seed
+    ).apply(tf.data.experimental.assert_cardinality(sum(steps)))
+    train = config.train.model_copy(update={"epochs": epochs, "max_updates": None})
+    with strategy.scope():
+        model = build_model(config, spec, **data_hparams(config, dataset))
+        compile_model(model, train, spec.task, sum(steps))
+        build_training_state(model, batches.element_spec)
+        history = model.fit(batches, epochs=epochs, shuffle=False, verbose=0).history
+    _check_finite(history, ("loss",))
+    if len(history["loss"]) != epochs:  # Keras stops early, with a warning, when the data runs out
+        raise RuntimeError(f"train.refit trained {len(history['loss'])} of {epochs} epochs")
+    return model
 
 
 def build_training_state(model: keras.Model, batch_spec) -> None:
@@ -334,6 +381,16 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
         raise ConfigError(
             f"train.restore_best: {restore!r} is not a validation metric of {architecture!r} on "
             f"{dataset.name!r}; allowed: none" + (", auto, val_loss" if architecture != "gan" else "")
+        )
+    if config.train.refit and (architecture == "gan" or config.train.strategy == "multi_worker"):
+        raise ConfigError(
+            "train.refit: true trains again on the validation split, which "
+            + (
+                f"{architecture!r} does not learn from"
+                if architecture == "gan"
+                else "train.strategy multi_worker does not read"
+            )
+            + "; allowed: false"
         )
     smoothing = config.train.label_smoothing
     if smoothing and (architecture == "gan" or dataset.spec.task != "classification"):
