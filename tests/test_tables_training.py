@@ -84,3 +84,11 @@ def test_refit_of_a_gan_or_across_workers_is_refused_naming_the_field():
         config = load_experiment(experiment, ["train.refit=true", *overrides])
         with pytest.raises(ConfigError, match=rf"train\.refit: true .*{reason}; allowed: false"):
             check_config_fits_data(config, _prepared("classification", 10))
+
+
+def test_refit_auto_refits_a_training_split_up_to_its_size_limit():
+    from pipelines.config.train import REFIT_AUTO_MAX_EXAMPLES
+
+    auto = TrainConfig(refit="auto")
+    assert auto.refits(REFIT_AUTO_MAX_EXAMPLES) and not auto.refits(REFIT_AUTO_MAX_EXAMPLES + 1)
+    assert TrainConfig(refit=True).refits(10**9) and not TrainConfig().refits(10)

@@ -10,6 +10,9 @@ from pydantic import (
 
 from pipelines.config.base import Fraction, PositiveInt, StrictModel
 
+# `train.refit: auto` refits a training split of at most this many examples (README, "Tables").
+REFIT_AUTO_MAX_EXAMPLES = 20_000
+
 
 class TrainConfig(StrictModel):
     epochs: PositiveInt = Field(10, description="Passes over the training split.")
@@ -51,11 +54,13 @@ class TrainConfig(StrictModel):
         description="Stop training when the validation metric of train.restore_best (val_loss when none) "
         "has not improved for this many epochs; train.epochs is then the most it trains. None: every epoch.",
     )
-    refit: bool = Field(
+    refit: bool | Literal["auto"] = Field(
         False,
         description="After training, train a fresh model on the train and validation splits together "
         "for as many epochs as the best one (train.restore_best / train.patience; all epochs trained "
-        "without them), and log that model: it learns from every labelled row. Not for GANs.",
+        "without them), and log that model: it learns from every labelled row. auto: when the training "
+        f"split has at most {REFIT_AUTO_MAX_EXAMPLES:,} examples (past that a quarter more rows helped "
+        "less than picking the best epoch on validation did). Not for GANs.",
     )
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
         0.0,
@@ -83,3 +88,7 @@ class TrainConfig(StrictModel):
         if self.max_updates is None:
             return self.epochs
         return max(1, min(self.epochs, self.max_updates // steps_per_epoch))
+
+    def refits(self, train_examples: int) -> bool:
+        """Whether a training of `train_examples` examples is refit (`refit`)."""
+        return self.refit is True or (self.refit == "auto" and train_examples <= REFIT_AUTO_MAX_EXAMPLES)

@@ -185,7 +185,7 @@ def train_stage(
                 f"note: train.patience: stopped after epoch {trained_epochs} of at most "
                 f"{epochs}, {config.train.patience} epochs without a better {best.monitor}"
             )
-        if config.train.refit:
+        if config.train.refits(len(train_split)) and not generative and workers == 1:
             refit_epochs = (
                 best.best_epoch + 1 if best is not None and best.best_epoch is not None else trained_epochs
             )
@@ -382,7 +382,7 @@ def check_config_fits_data(config: ExperimentConfig, dataset: PreparedDataset) -
             f"train.restore_best: {restore!r} is not a validation metric of {architecture!r} on "
             f"{dataset.name!r}; allowed: none" + (", auto, val_loss" if architecture != "gan" else "")
         )
-    if config.train.refit and (architecture == "gan" or config.train.strategy == "multi_worker"):
+    if config.train.refit is True and (architecture == "gan" or config.train.strategy == "multi_worker"):
         raise ConfigError(
             "train.refit: true trains again on the validation split, which "
             + (
