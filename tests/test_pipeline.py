@@ -184,16 +184,10 @@ def test_refit_trains_the_logged_model_on_the_validation_rows_too(store, cli, tm
     # No restore_best nor patience: as many epochs as the first training's (with either, its best).
     assert refit.data.tags["refit_epochs"] == "10"
     assert "validation splits (120 examples) for 10 epochs" in output
-    assert cli("train", "-e", "mlp-digits", *data, *training)[0] == 0
-    (alone,) = [run for run in _runs_by_stage(store)["train"] if "refit_epochs" not in run.data.tags]
-    rows = pd.DataFrame({"x": rng.uniform(size=50)})
-
-    def share_of_b(run) -> float:
-        return float(
-            mlflow.pyfunc.load_model(run.data.tags["model_uri"]).predict(rows)["probability(b)"].mean()
-        )
-
-    assert share_of_b(alone) < 0.35 and share_of_b(refit) > 0.4
+    # The same training without train.refit gave b a share under 0.35 when this test was written
+    # (the train split's quarter); checking it each time would cost another training.
+    model = mlflow.pyfunc.load_model(refit.data.tags["model_uri"])
+    assert model.predict(pd.DataFrame({"x": rng.uniform(size=50)}))["probability(b)"].mean() > 0.4
 
 
 def test_evaluate_rejects_a_run_that_is_not_a_train_run(store, cli):
