@@ -187,7 +187,11 @@ def test_labels_written_any_way_keep_their_text_and_get_safe_mlflow_names(people
 
 def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(people):
     assert people.status == 0, people.error
-    model_uri = _runs_by_stage(people.uri)["train"].data.tags["model_uri"]
+    train = _runs_by_stage(people.uri)["train"]
+    # mlp-tabular's train.refit: auto on a small table: the model logged is the refit one.
+    assert train.data.tags["refit_epochs"] == str(int(train.data.metrics["best_epoch"]))
+    assert "note: train.refit: trained a fresh model on the train and validation splits" in people.output
+    model_uri = train.data.tags["model_uri"]
     signature = mlflow.models.get_model_info(model_uri).signature
     inputs = {spec.name: spec.type.name for spec in signature.inputs.inputs}
     assert inputs == {"age": "double", "hours per week": "double", "job": "string", "city": "string"}
