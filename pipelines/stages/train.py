@@ -81,8 +81,10 @@ def train_stage(
     epochs = config.train.planned_epochs(steps_per_epoch)
     strategy = distribute.strategy(config.train.strategy)
     workers = distribute.worker_count(config.train.strategy)
+    # Learnt from the train split (a text vocabulary, audio statistics): a refit model gets the same.
+    learnt = data_hparams(config, dataset)
     with strategy.scope():
-        model = build_model(config, spec, **data_hparams(config, dataset))
+        model = build_model(config, spec, **learnt)
         xla_blocked_by = []
         if generative:
             model.compile()  # each network's Adam optimizer comes from the model config
@@ -185,12 +187,14 @@ def train_stage(
                 f"note: train.patience: stopped after epoch {trained_epochs} of at most "
                 f"{epochs}, {config.train.patience} epochs without a better {best.monitor}"
             )
-        if config.train.refits(len(train_split)) and not generative and workers == 1:
+        # Not across workers, as check_config_fits_data says for train.refit: true.
+        multi_worker = config.train.strategy == "multi_worker"
+        if config.train.refits(len(train_split)) and not generative and not multi_worker:
             refit_epochs = (
                 best.best_epoch + 1 if best is not None and best.best_epoch is not None else trained_epochs
             )
             started = time.perf_counter()
-            model = _refit(config, spec, dataset, refit_epochs, strategy)
+            model = _refit(config, spec, dataset, learnt, refit_epochs, strategy)
             mlflow.set_tag("refit_epochs", str(refit_epochs))
             mlflow.log_metric("refit_seconds", time.perf_counter() - started)
             print(
@@ -224,10 +228,10 @@ def train_stage(
 
 
 def _refit(
-    config: ExperimentConfig, spec: DataSpec, dataset: PreparedDataset, epochs: int, strategy
+    config: ExperimentConfig, spec: DataSpec, dataset: PreparedDataset, learnt: dict, epochs: int, strategy
 ) -> keras.Model:
-    """A fresh model, built and compiled as the first (its preprocessing adapted to the train split
-    alone, as the first's), trained for `epochs` on the train and validation splits together:
+    """A fresh model, built and compiled as the first (with what was `learnt` from the train split
+    alone, as the first), trained for `epochs` on the train and validation splits together:
     each epoch draws the batches of both, shuffled, in a seeded random order."""
     import tensorflow as tf
 
@@ -248,7 +252,7 @@ def _refit(
     ).apply(tf.data.experimental.assert_cardinality(sum(steps)))
     train = config.train.model_copy(update={"epochs": epochs, "max_updates": None})
     with strategy.scope():
-        model = build_model(config, spec, **data_hparams(config, dataset))
+        model = build_model(config, spec, **learnt)
         compile_model(model, train, spec.task, sum(steps))
         build_training_state(model, batches.element_spec)
         history = model.fit(batches, epochs=epochs, shuffle=False, verbose=0).history
