@@ -10,6 +10,8 @@ values and embedded otherwise. So a model, its logged copy and its SavedModel ta
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 
 from models.spec import DataSpec, TableColumn
@@ -30,11 +32,22 @@ def table_inputs(spec: DataSpec) -> dict[str, keras.KerasTensor]:
     }
 
 
-def encoded_table(inputs: dict[str, keras.KerasTensor], spec: DataSpec) -> keras.KerasTensor:
+@dataclass(frozen=True)
+class EncodedTable:
+    """A table's columns encoded: `features` for the dense stacks; `linear` (the numbers' standardised
+    values and missing indicators, the few-valued categories' one-hot codes) and `indices` (the
+    many-valued categories' vocabulary indices) for a linear model of the same columns."""
+
+    features: keras.KerasTensor
+    linear: keras.KerasTensor | None
+    indices: tuple[tuple[TableColumn, keras.KerasTensor], ...]
+
+
+def encoded_table(inputs: dict[str, keras.KerasTensor], spec: DataSpec) -> EncodedTable:
     """The columns as one vector: the numbers standardised (asinh-compressed), in their bins and
     with missing indicators, then each category's one-hot code or embedding."""
     numeric = [column for column in spec.columns if column.kind == "numeric"]
-    parts = []
+    parts, linear = [], []
     if numeric:
         numbers = keras.ops.stack([inputs[column.key] for column in numeric], axis=-1)
         empty = keras.ops.isnan(numbers)
@@ -47,19 +60,39 @@ def encoded_table(inputs: dict[str, keras.KerasTensor], spec: DataSpec) -> keras
         )(imputed)
         # asinh: the identity near the mean, logarithmic far from it, so that an outlier (a house
         # ten deviations larger than most) does not swing a linear layer's output.
-        parts.append(keras.ops.arcsinh(standardised))
+        compressed = keras.ops.arcsinh(standardised)
+        parts.append(compressed)
+        linear.append(compressed)
         binned = _piecewise_linear(imputed, numeric)
         if binned is not None:
             parts.append(binned)
         flagged = [index for index, column in enumerate(numeric) if column.missing]
         if flagged:
-            parts.append(keras.ops.cast(keras.ops.take(empty, flagged, axis=1), "float32"))
+            flags = keras.ops.cast(keras.ops.take(empty, flagged, axis=1), "float32")
+            parts.append(flags)
+            linear.append(flags)
+    indices = []
     for column in spec.columns:
-        if column.kind == "categorical":
-            parts.append(_encoded_category(inputs[column.key], column))
-    if len(parts) == 1:
-        return parts[0]
-    return keras.layers.Concatenate(name="table_features")(parts)
+        if column.kind != "categorical":
+            continue
+        looked_up = _looked_up_category(inputs[column.key], column)
+        if column.cardinality <= ONE_HOT_MAX:
+            parts.append(looked_up)
+            linear.append(looked_up)
+        else:
+            parts.append(
+                keras.layers.Embedding(
+                    column.cardinality, embedding_size(column.cardinality), name=f"embedding_{column.key}"
+                )(looked_up)
+            )
+            indices.append((column, looked_up))
+    return EncodedTable(_joined(parts, "table_features"), _joined(linear, "linear_features"), tuple(indices))
+
+
+def _joined(parts: list[keras.KerasTensor], name: str) -> keras.KerasTensor | None:
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+    return keras.layers.Concatenate(name=name)(parts)
 
 
 def _piecewise_linear(numbers: keras.KerasTensor, columns: list[TableColumn]) -> keras.KerasTensor | None:
@@ -80,19 +113,14 @@ def _piecewise_linear(numbers: keras.KerasTensor, columns: list[TableColumn]) ->
     return keras.ops.clip((chosen - left) / width, 0.0, 1.0)
 
 
-def _encoded_category(values: keras.KerasTensor, column: TableColumn) -> keras.KerasTensor:
-    one_hot = column.cardinality <= ONE_HOT_MAX
-    indices = keras.layers.StringLookup(
+def _looked_up_category(values: keras.KerasTensor, column: TableColumn) -> keras.KerasTensor:
+    """A category's one-hot code when it has few values, its vocabulary index otherwise."""
+    return keras.layers.StringLookup(
         vocabulary=list(column.vocabulary),
         num_oov_indices=column.hash_buckets,
-        output_mode="one_hot" if one_hot else "int",
+        output_mode="one_hot" if column.cardinality <= ONE_HOT_MAX else "int",
         name=f"lookup_{column.key}",
     )(values)
-    if one_hot:
-        return indices
-    return keras.layers.Embedding(
-        column.cardinality, embedding_size(column.cardinality), name=f"embedding_{column.key}"
-    )(indices)
 
 
 def embedding_size(cardinality: int) -> int:

@@ -251,7 +251,7 @@ def test_encoding_imputes_compresses_bins_flags_and_looks_up_as_documented():
     category = TableColumn("c", "c", "categorical", vocabulary=("a", ""))
     spec = DataSpec(input_shape=(2,), columns=(number, category))
     inputs = table_inputs(spec)
-    encode = keras.Model(inputs, encoded_table(inputs, spec))
+    encode = keras.Model(inputs, encoded_table(inputs, spec).features)
     encoded = np.asarray(
         encode(
             {"x": np.array([2.0, np.nan, 100.0], np.float32), "c": np.array(["a", "", "never seen"], object)}
