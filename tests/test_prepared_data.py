@@ -85,9 +85,10 @@ def test_same_bytes_give_the_same_digest_and_one_changed_example_a_new_one(tmp_p
 
 
 def test_csv_read_in_small_chunks_gives_the_same_prepared_data(tmp_path, monkeypatch):
-    from pipelines.data import csv_source
+    from pipelines.data import csv_source, table
 
     path = _csv(tmp_path / "table.csv", rows=301)
+    monkeypatch.setattr(table, "ROWS_PER_BIN", 10)  # all 16 bins for its 190-odd train rows
     config = DataConfig(source="csv", path=str(path), target="label")
     whole = load_dataset(config, tmp_path / "whole")
     monkeypatch.setattr(csv_source, "CHUNK_ROWS", 7)
@@ -279,3 +280,12 @@ def test_peak_memory_of_a_whole_pipeline_does_not_grow_with_the_catalog_dataset(
         peaks[examples] = int(result.stdout.split("peak_kb")[-1]) * 1024
     growth = peaks[40_000] - peaks[2_000]
     assert growth < 80e6, f"peak memory grew by {growth / 1e6:.0f} MB: {peaks}"
+
+
+def test_a_number_gets_fewer_bins_when_its_train_values_are_few():
+    from pipelines.data.table import NUMBER_BINS, ROWS_PER_BIN, number_bins
+
+    assert number_bins(100_000) == NUMBER_BINS
+    assert number_bins(NUMBER_BINS * ROWS_PER_BIN) == NUMBER_BINS
+    assert number_bins(941) == 941 // ROWS_PER_BIN, "attrition's train split: 9 bins of 100 rows or more"
+    assert number_bins(2 * ROWS_PER_BIN - 1) == 0, "one bin would only repeat the standardised number"

@@ -38,8 +38,11 @@ MIN_ROWS_FOR_IDENTIFIER = 20
 IDENTIFIER_NAME = re.compile(r"^(?i:id)$|_(?i:id)$|[a-z](Id|ID)$|^(?i:index|rownames|row|Unnamed: \d+)$")
 FREE_TEXT_WORDS = 4  # mean words per value from which a column reads as free text
 EXAMPLES_SHOWN = 5
-# A number's bins: quantiles of a sample of its train values (models.tabular encodes it in them).
+# A number's bins: quantiles of a sample of its train values (models.tabular encodes it in them),
+# at most NUMBER_BINS and at least ROWS_PER_BIN train values in each: every bin's slope is learnt
+# from the rows inside it, and a small table's bins would each fit a few dozen rows' noise.
 NUMBER_BINS = 16
+ROWS_PER_BIN = 100
 SAMPLE_SIZE = 20_000
 SAMPLE_SEED = 97
 # A column of text cells of which at least this share reads as numbers is numeric: its other cells
@@ -354,6 +357,13 @@ class TableStatistics:
             mine.merge(theirs)
 
 
+def number_bins(present: int) -> int:
+    """Bins for a number with `present` train values: NUMBER_BINS, fewer when some would hold under
+    ROWS_PER_BIN values, none below two."""
+    bins = min(NUMBER_BINS, present // ROWS_PER_BIN)
+    return bins if bins >= 2 else 0
+
+
 def model_columns(layout: TableLayout, train: TableStatistics) -> tuple[TableColumn, ...]:
     """The columns as the model's preprocessing reads them, learnt on the train split."""
     columns = []
@@ -369,7 +379,7 @@ def model_columns(layout: TableLayout, train: TableStatistics) -> tuple[TableCol
                 # A constant column keeps its values: dividing by a zero spread would blow up new ones.
                 variance=variance if variance > 0 else 1.0,
                 missing=bool(train.missing[index]),
-                bin_edges=train.samples[index].bin_edges(NUMBER_BINS),
+                bin_edges=train.samples[index].bin_edges(number_bins(present)),
             )
         )
     for index, plan in enumerate(layout.categorical):
