@@ -205,6 +205,26 @@ def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(peop
     assert np.isfinite(probabilities).all(), "an empty cell or an unseen category is not an error"
 
 
+def test_the_linear_skip_trains_exports_with_parity_and_serves_raw_rows(store, cli, tmp_path):
+    """The linear skip (off in mlp-tabular, tried by its tune space) through every stage: its
+    weights learnt, a many-valued category weighed value by value, raw rows served."""
+    path = _people_csv(tmp_path / "people.csv")
+    overrides = [f"data.path={path}", "data.target=income", "data.columns={price: ignore}", *QUICK]
+    status, _, error = cli("run", "-e", "mlp-tabular", *overrides, "model.linear_skip=true")
+    assert status == 0, error
+    runs = _runs_by_stage(store)
+    assert runs["train"].data.params["model.linear_skip"] == "True"
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+    model_uri = runs["train"].data.tags["model_uri"]
+    keras_model = tracking.load_keras_model(model_uri)
+    assert np.abs(keras_model.get_layer("linear_skip").kernel.numpy()).max() > 0, "it learnt"
+    assert keras_model.get_layer("linear_skip_city").embeddings.shape[1] == len(LABELS)
+    predicted = mlflow.pyfunc.load_model(model_uri).predict(_unseen_rows())
+    probabilities = predicted.drop(columns="prediction").to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.isfinite(probabilities).all(), "an empty cell or an unseen category is not an error"
+
+
 def test_saved_model_takes_one_named_tensor_per_column_and_matches_keras_on_raw_rows(people, tmp_path):
     import tensorflow as tf
 
