@@ -187,8 +187,9 @@ def test_labels_written_any_way_keep_their_text_and_get_safe_mlflow_names(people
     assert sorted(per_class["data"][index][0] for index in range(3)) == sorted(LABELS)
 
 
-def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(people):
+def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(people, monkeypatch):
     assert people.status == 0, people.error
+    use_store(people.uri, monkeypatch)  # a `models:/` URI resolves in the store MLflow points at
     train = _runs_by_stage(people.uri)["train"]
     # mlp-tabular's train.refit: auto on a small table: the model logged is the refit one.
     assert train.data.tags["refit_epochs"] == str(int(train.data.metrics["best_epoch"]))
@@ -225,10 +226,13 @@ def test_the_linear_skip_trains_exports_with_parity_and_serves_raw_rows(store, c
     assert np.isfinite(probabilities).all(), "an empty cell or an unseen category is not an error"
 
 
-def test_saved_model_takes_one_named_tensor_per_column_and_matches_keras_on_raw_rows(people, tmp_path):
+def test_saved_model_takes_one_named_tensor_per_column_and_matches_keras_on_raw_rows(
+    people, tmp_path, monkeypatch
+):
     import tensorflow as tf
 
     assert people.status == 0, people.error
+    use_store(people.uri, monkeypatch)  # a `models:/` URI resolves in the store MLflow points at
     runs = _runs_by_stage(people.uri)
     assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
     serve = tf.saved_model.load(runs["export"].data.tags["export_path"]).signatures["serving_default"]
