@@ -34,7 +34,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
 from common import RESULTS_DIR, describe_load, markdown_rows, reference_seconds, render, write_json
 
 
@@ -49,7 +48,9 @@ class SearchSpace:
 
     @property
     def grid_points(self) -> int:
-        return math.prod(len(yaml.safe_load(override.split("=", 1)[1])["choices"]) for override in self.grid)
+        from pipelines.config import parse_override
+
+        return math.prod(len(parse_override(override)[1]["choices"]) for override in self.grid)
 
 
 SPACES = {
