@@ -100,6 +100,10 @@ def test_the_skip_fits_a_linear_rule_the_stacks_alone_are_slow_to_learn():
 
 
 def test_linear_skip_is_a_validated_model_option():
+    from models.mlp import LINEAR_SKIP_RATE
+    from pipelines.config.model import MLPConfig
+
+    assert f"{LINEAR_SKIP_RATE:.0f} times faster" in MLPConfig.model_fields["linear_skip"].description
     assert load_experiment("mlp-digits").hparams()["linear_skip"] is False
     assert load_experiment("mlp-digits", ["model.linear_skip=true"]).hparams()["linear_skip"] is True
     with pytest.raises(ConfigError, match="linear_skip"):

@@ -147,15 +147,7 @@ def train_stage(
             )
         )
         started = time.perf_counter()
-        train_batches = as_tf_dataset(
-            train_split,
-            batch_size,
-            shuffle=True,
-            seed=config.seed,
-            train=config.train,
-            cache=config.data.cache,
-            workers=workers,
-        )
+        train_batches = _training_batches(train_split, config, workers)
         with strategy.scope():
             build_training_state(model, train_batches.element_spec)
             history = model.fit(
@@ -238,12 +230,7 @@ def _refit(
     keras.utils.set_random_seed(config.seed)
     batch_size = config.train.batch_size
     splits = [dataset.splits["train"], dataset.splits["validation"]]
-    parts = [
-        as_tf_dataset(
-            split, batch_size, shuffle=True, seed=config.seed, train=config.train, cache=config.data.cache
-        )
-        for split in splits
-    ]
+    parts = [_training_batches(split, config) for split in splits]
     steps = [math.ceil(len(split) / batch_size) for split in splits]
     # Both splits' batches in a seeded random order; the count stated, so that Keras knows the
     # length of an epoch (a sampled dataset's is unknown).
@@ -260,6 +247,20 @@ def _refit(
     if len(history["loss"]) != epochs:  # Keras stops early, with a warning, when the data runs out
         raise RuntimeError(f"train.refit trained {len(history['loss'])} of {epochs} epochs")
     return model
+
+
+def _training_batches(split, config: ExperimentConfig, workers: int = 1):
+    """A split's batches as a model trains on them: shuffled with the run's seed, augmented as
+    `train` says."""
+    return as_tf_dataset(
+        split,
+        config.train.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        train=config.train,
+        cache=config.data.cache,
+        workers=workers,
+    )
 
 
 def build_training_state(model: keras.Model, batch_spec) -> None:
