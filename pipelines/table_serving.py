@@ -15,6 +15,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 PREDICTION_COLUMN = "prediction"
 
@@ -76,18 +77,12 @@ class TableModel(mlflow.pyfunc.PythonModel):
                 inputs[column["key"]] = np.array([_category(value) for value in values], dtype=object)
         return inputs
 
-    def input_schema_example(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """`frame`'s columns typed as the signature should list them: numbers as floats, categories
-        as text (whatever the example's own cells are)."""
-        typed = {}
-        for column in self.columns:
-            values = frame[column["name"]]
-            typed[column["name"]] = (
-                _numbers(values, column["name"]).astype(np.float64)
-                if column["kind"] == "numeric"
-                else values.map(_category).astype(object)
-            )
-        return pd.DataFrame(typed)
+    def input_schema(self) -> Schema:
+        """The signature's inputs: every column by name, typed `Any`. MLflow's own check would refuse
+        what a DataFrame read from a CSV holds (int64 in a double column: "Can not safely convert
+        int64 to float64"; numbers or booleans in a string column); `model_inputs` converts each
+        column as the model reads it and refuses one that does not fit, naming it."""
+        return Schema([ColSpec(AnyType(), column["name"]) for column in self.columns])
 
 
 def _numbers(values: pd.Series, name: str) -> np.ndarray:

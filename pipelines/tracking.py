@@ -451,16 +451,15 @@ class _WithoutServingCheck:
 
 def log_table_model(model: keras.Model, model_config: dict[str, Any], input_example: Any) -> str:
     """Log a table's Keras model inside `pipelines/table_serving.py`'s Python model, which takes raw
-    rows (a DataFrame) and answers class names; its signature lists every column with its type.
-    Return its URI."""
-    from mlflow.models import infer_signature
+    rows (a DataFrame) and answers class names; its signature lists every column (`input_schema`)
+    and every output. Return its URI."""
+    from mlflow.models import ModelSignature, infer_signature
 
     from pipelines import table_serving
 
     served = table_serving.TableModel().configure(model_config, model)
-    signature = infer_signature(
-        served.input_schema_example(input_example), served.predict(None, input_example)
-    )
+    outputs = infer_signature(model_output=served.predict(None, input_example)).outputs
+    signature = ModelSignature(inputs=served.input_schema(), outputs=outputs)
     with tempfile.TemporaryDirectory(prefix="deeparch-") as scratch:
         saved = Path(scratch) / "model.keras"
         model.save(saved)

@@ -187,7 +187,7 @@ def test_labels_written_any_way_keep_their_text_and_get_safe_mlflow_names(people
     assert sorted(per_class["data"][index][0] for index in range(3)) == sorted(LABELS)
 
 
-def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(people, monkeypatch):
+def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(people, monkeypatch, tmp_path):
     assert people.status == 0, people.error
     use_store(people.uri, monkeypatch)  # a `models:/` URI resolves in the store MLflow points at
     train = _runs_by_stage(people.uri)["train"]
@@ -196,14 +196,24 @@ def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(peop
     assert "note: train.refit: trained a fresh model on the train and validation splits" in people.output
     model_uri = train.data.tags["model_uri"]
     signature = mlflow.models.get_model_info(model_uri).signature
-    inputs = {spec.name: spec.type.name for spec in signature.inputs.inputs}
-    assert inputs == {"age": "double", "hours per week": "double", "job": "string", "city": "string"}
-    predicted = mlflow.pyfunc.load_model(model_uri).predict(_unseen_rows())
+    assert signature.inputs.input_names() == ["age", "hours per week", "job", "city"]
+    model = mlflow.pyfunc.load_model(model_uri)
+    predicted = model.predict(_unseen_rows())
     assert list(predicted.columns) == ["prediction", *(f"probability({name})" for name in sorted(LABELS))]
     assert set(predicted["prediction"]) <= set(LABELS)
     probabilities = predicted.drop(columns="prediction").to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert np.isfinite(probabilities).all(), "an empty cell or an unseen category is not an error"
+    # Rows as pandas reads them from a file: int64 numbers, a category of integers, extra columns.
+    read = pd.read_csv(_people_csv(tmp_path / "people.csv")).head(5)
+    read["age"] = read["age"].fillna(30).astype("int64")
+    read["city"] = np.arange(5)
+    assert (read["age"].dtype, read["hours per week"].dtype) == (np.int64, np.float64)
+    np.testing.assert_allclose(
+        model.predict(read).drop(columns="prediction").to_numpy().sum(axis=1), 1.0, rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="column 'age' holds 'forty'; expected: a number or an empty cell"):
+        model.predict(read.assign(age="forty"))
 
 
 def test_the_linear_skip_trains_exports_with_parity_and_serves_raw_rows(store, cli, tmp_path):
