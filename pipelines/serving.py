@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import keras
 
     from models.spec import DataSpec
+    from pipelines.config import DataConfig
     from pipelines.data import PreparedDataset
 
 LATENT_INPUT = "latent"
@@ -94,10 +95,14 @@ def raw_rows(spec: DataSpec, x: dict[str, np.ndarray]):
     return pd.DataFrame(columns)
 
 
-def table_model_config(dataset: PreparedDataset) -> dict:
-    """What the logged model of a table knows of it (`pipelines.table_serving.TableModel`)."""
+def table_model_config(dataset: PreparedDataset, data: DataConfig) -> dict:
+    """What the logged model of a table knows of it (`pipelines.table_serving.TableModel`): its
+    columns and classes, and how the file wrote an empty cell and a decimal mark, so that rows read
+    from another such file are read as the training rows were."""
     return {
         "columns": [{"name": c.name, "key": c.key, "kind": c.kind} for c in dataset.spec.columns],
         "class_names": list(dataset.class_names),
         "task": dataset.spec.task,
+        "missing": list(data.na_values),
+        "decimal": data.decimal,
     }

@@ -37,10 +37,14 @@ class TableModel(mlflow.pyfunc.PythonModel):
         self.keras_model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
 
     def configure(self, config: dict[str, Any], keras_model=None) -> TableModel:
-        """Set what the model knows of the table: `columns` (name, key, kind each), `class_names`, `task`."""
+        """Set what the model knows of the table: `columns` (name, key, kind each), `class_names`,
+        `task`, and the cells its file held for an empty one (`missing`) and its `decimal` mark."""
         self.columns = config["columns"]
         self.class_names = config["class_names"]
         self.task = config["task"]
+        # Models logged before these two were recorded: only an empty cell is empty, "." the mark.
+        self.missing = frozenset(config.get("missing", ("",)))
+        self.decimal = config.get("decimal", ".")
         if keras_model is not None:
             self.keras_model = keras_model
         return self
@@ -72,10 +76,38 @@ class TableModel(mlflow.pyfunc.PythonModel):
         for column in self.columns:
             values = frame[column["name"]]
             if column["kind"] == "numeric":
-                inputs[column["key"]] = _numbers(values, column["name"])
+                inputs[column["key"]] = self.numbers(values, column["name"])
             else:
-                inputs[column["key"]] = np.array([_category(value) for value in values], dtype=object)
+                inputs[column["key"]] = np.array([self.category(value) for value in values], dtype=object)
         return inputs
+
+    def numbers(self, values: pd.Series, name: str) -> np.ndarray:
+        """A number column as float32, NaN where a cell is empty or one of the file's `missing`
+        tokens ("NA", "?"); a cell that is neither a number nor empty is refused, naming the column."""
+        if pd.api.types.is_numeric_dtype(values):
+            return values.to_numpy(np.float32, na_value=np.nan)
+        text = values.astype("string").str.strip()
+        text = text.mask(text.isin(self.missing) | (text == ""))
+        if self.decimal != ".":
+            text = text.str.replace(self.decimal, ".", regex=False)
+        numbers = pd.to_numeric(text, errors="coerce")
+        bad = numbers.isna() & text.notna()
+        if bad.any():
+            raise ValueError(
+                f"column {name!r} holds {values[bad].iloc[0]!r}; expected: a number or an empty cell"
+            )
+        return numbers.to_numpy(np.float32, na_value=np.nan)
+
+    def category(self, value) -> str:
+        """A cell as the category text the prepared data holds: "" where empty or one of the file's
+        `missing` tokens, without the spaces a CSV puts after its delimiter (", Private"), and 3,
+        not 3.0, for a whole number that pandas read as a float beside empty cells."""
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        text = str(value).lstrip(" ")
+        return "" if text in self.missing else text
 
     def input_schema(self) -> Schema:
         """The signature's inputs: every column by name, typed `Any`. MLflow's own check would refuse
@@ -83,25 +115,6 @@ class TableModel(mlflow.pyfunc.PythonModel):
         int64 to float64"; numbers or booleans in a string column); `model_inputs` converts each
         column as the model reads it and refuses one that does not fit, naming it."""
         return Schema([ColSpec(AnyType(), column["name"]) for column in self.columns])
-
-
-def _numbers(values: pd.Series, name: str) -> np.ndarray:
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")
-    if bad.any():
-        raise ValueError(
-            f"column {name!r} holds {values[bad].iloc[0]!r}; expected: a number or an empty cell"
-        )
-    return numbers.to_numpy(np.float32, na_value=np.nan)
-
-
-def _category(value) -> str:
-    """A cell as the category text the prepared data holds ("" where empty; 3, not 3.0)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 mlflow.models.set_model(TableModel())

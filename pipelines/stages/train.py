@@ -210,7 +210,7 @@ def train_stage(
         if dataset.spec.is_table:
             # Raw rows in, class names out: a DataFrame as the user's file holds it.
             rows = raw_rows(dataset.spec, dataset.arrays("test", INPUT_EXAMPLE_SIZE).x)
-            model_uri = tracking.log_table_model(served, table_model_config(dataset), rows)
+            model_uri = tracking.log_table_model(served, table_model_config(dataset, config.data), rows)
         else:
             model_uri = tracking.log_keras_model(served, example_inputs(served, dataset, INPUT_EXAMPLE_SIZE))
         mlflow.set_tag("model_uri", model_uri)
