@@ -409,7 +409,17 @@ def _numbers_csv(tmp: Path) -> Path:
     return path
 
 
+def _one_class(tmp: Path) -> Path:
+    path = _people_csv(tmp / "people.csv", rows=30)
+    pd.read_csv(path).assign(income=">50K").to_csv(path, index=False)
+    return path
+
+
 BAD_TABLES = {
+    "one class in every row": (
+        lambda tmp: [f"data.path={_one_class(tmp)}", "data.target=income"],
+        ["data.target", "'income'", "one value ('>50K')", "at least two classes"],
+    ),
     "target empty in every row": (
         lambda tmp: [f"data.path={_all_empty_target(tmp)}", "data.target=income"],
         ["data.target", "'income'", "empty in every row"],
@@ -439,6 +449,20 @@ BAD_TABLES = {
         ["model.architecture", "'cnn' cannot read the table", "allowed for tables: mlp"],
     ),
 }
+
+
+def test_a_table_of_categories_alone_trains_and_exports(store, cli, tmp_path):
+    """No number column: TensorFlow crashed batching the empty number rows (a segmentation fault)."""
+    path = tmp_path / "categories.csv"
+    rng = np.random.default_rng(0)
+    job, city = rng.choice(["clerk", "chef", "pilot"], 120), rng.choice(["north", "south"], 120)
+    label = np.where((job == "pilot") | (city == "north"), "yes", "no")
+    pd.DataFrame({"job": job, "city": city, "label": label}).to_csv(path, index=False)
+    status, _, error = cli("run", "-e", "mlp-tabular", f"data.path={path}", "data.target=label", *QUICK)
+    assert status == 0, error
+    runs = _runs_by_stage(store)
+    assert runs["export"].data.metrics["parity_max_abs_diff"] <= 1e-5
+    assert "test_accuracy" in runs["evaluate"].data.metrics
 
 
 def test_each_bad_table_exits_2_naming_the_column_before_any_run(store, cli, tmp_path):

@@ -177,6 +177,11 @@ def _labels(
             f"data.target: {described} is empty in every row; allowed: a column with a value in its rows"
         )
     task, present, class_names = targets(column[labelled].to_numpy(), config.task, described)
+    if task == "classification" and len(class_names) < 2:
+        raise ConfigError(
+            f"data.target: {described} holds one value ({class_names[0]!r}) in every row that has one; "
+            "allowed: a column with at least two classes to tell apart"
+        )
     y = np.zeros((len(labelled), *present.shape[1:]), dtype=present.dtype)
     y[labelled] = present
     notes = []

@@ -269,6 +269,10 @@ def _table_parser(split: PreparedSplit):
         parts = tf.io.parse_single_example(record, schema)
         numbers = tf.ensure_shape(tf.io.parse_tensor(parts["numbers"], tf.float32), [None, numeric])
         categories = tf.reshape(parts["categories"], [tf.shape(numbers)[0], categorical])
+        if not numeric:
+            # TensorFlow crashes (a segmentation fault) batching the empty rows that unbatching a
+            # [rows, 0] tensor gives, so a table of categories alone carries one unread column.
+            numbers = tf.zeros([tf.shape(numbers)[0], 1], tf.float32)
         y = tf.ensure_shape(tf.io.parse_tensor(parts["y"], y_dtype), [None, *split.target_shape])
         return (numbers, categories), y
 
