@@ -92,6 +92,12 @@ BENCHMARKS = {
     "speech_words": Benchmark("speech_words.py", (), ("train.epochs=1", "--seeds", "0"), "speech_words.json"),
     "xla_random_layers": Benchmark("xla_random_layers.py", (), ("--epochs", "1"), "xla_random_layers.json"),
     "tables": Benchmark("tables.py", (), ("--tables", "wages", "--seeds", "0"), "tables.json"),
+    "tables_members": Benchmark(
+        "tables_members.py",
+        (),
+        ("--overrides", "train.epochs=2", "--tables", "mroz", "--groups", "1"),
+        "tables_members.json",
+    ),
     "data_scale": Benchmark(
         "data_scale.py", (), ("--sizes", "200", "--csv-rows", "20000"), "data_scale.json"
     ),
