@@ -391,6 +391,28 @@ def test_rows_with_an_empty_target_are_left_out_and_said_so(tmp_path):
     ]
 
 
+def test_whole_number_targets_are_classes_even_beside_an_empty_cell_and_said_so(tmp_path):
+    """0/1 with an empty target cell is read by pandas as 0.0/1.0: still two classes, not a
+    regression; and a user who meant a number is told how to say so."""
+    path = _people_csv(tmp_path / "people.csv", rows=100)
+    frame = pd.read_csv(path)
+    frame["income"] = (frame["hours per week"] > 40).astype(int).astype(object)
+    frame.loc[7, "income"] = None
+    frame.to_csv(path, index=False)
+    assert pd.read_csv(path)["income"].dtype == np.float64
+    dataset = load_dataset(DataConfig(source="csv", path=str(path), target="income"), tmp_path / "store")
+    assert (dataset.spec.task, list(dataset.class_names)) == ("classification", ["0", "1"])
+    assert dataset.notes[0] == (
+        "column 'income' holds 2 whole numbers (0, 1), read as classes; "
+        "data.task=regression predicts it as a number"
+    )
+    regression = load_dataset(
+        DataConfig(source="csv", path=str(path), target="income", task="regression"), tmp_path / "store"
+    )
+    assert regression.spec.task == "regression"
+    assert not any("read as classes" in note for note in regression.notes)
+
+
 def _all_empty_target(tmp: Path) -> Path:
     path = _people_csv(tmp / "people.csv", rows=30)
     pd.read_csv(path).assign(income=None).to_csv(path, index=False)

@@ -71,8 +71,8 @@ class DataConfig(StrictModel):
     )
     task: Literal["auto", "classification", "regression", "forecast"] = Field(
         "auto",
-        description="csv/npz: auto infers it (integer or text target with few values: classification; "
-        "float: regression); forecast: csv time series.",
+        description="csv/npz: auto infers it (text, or whole numbers with at most 20 values: "
+        "classification; other numbers: regression); forecast: csv time series.",
     )
     time_column: str | None = Field(
         None, description="csv forecast: the column that orders the rows in time; None keeps file order."

@@ -176,7 +176,12 @@ def _labels(
         raise ConfigError(
             f"data.target: {described} is empty in every row; allowed: a column with a value in its rows"
         )
-    task, present, class_names = targets(column[labelled].to_numpy(), config.task, described)
+    values = column[labelled].to_numpy()
+    if values.dtype.kind == "f" and np.array_equal(values, np.round(values)):
+        # Whole numbers that pandas read as floats because a cell is empty: the integers they are,
+        # so that 0/1 with one empty target cell stays the classification it is without one.
+        values = values.astype(np.int64)
+    task, present, class_names = targets(values, config.task, described)
     if task == "classification" and len(class_names) < 2:
         raise ConfigError(
             f"data.target: {described} holds one value ({class_names[0]!r}) in every row that has one; "
@@ -185,6 +190,12 @@ def _labels(
     y = np.zeros((len(labelled), *present.shape[1:]), dtype=present.dtype)
     y[labelled] = present
     notes = []
+    if config.task == "auto" and task == "classification" and values.dtype.kind in "iu":
+        notes.append(
+            f"column {config.target!r} holds {len(class_names)} whole numbers "
+            f"({', '.join(class_names[:5])}{', ...' if len(class_names) > 5 else ''}), read as classes; "
+            "data.task=regression predicts it as a number"
+        )
     if not labelled.all():
         empty = int((~labelled).sum())
         notes.append(

@@ -39,7 +39,8 @@ from pipelines.data.table import schema as table_schema
 if TYPE_CHECKING:
     import tensorflow as tf
 
-FORMAT_VERSION = 3  # bump when the layout or the meaning of a field changes (3: fewer bins for few rows)
+FORMAT_VERSION = 4  # bump when the layout or the meaning of a field changes (3: fewer bins for few
+# rows; 4: whole-number float targets are classes)
 MANIFEST = "dataset.json"
 INDEX = "index"  # <store>/index/<source key>: the digest a source was last prepared to
 RECORD_BYTES = 1 << 20  # examples per record: about 1 MB of them
