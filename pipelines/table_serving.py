@@ -10,6 +10,7 @@ table model loads wherever keras, pandas and mlflow are installed; what it knows
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import mlflow
@@ -18,6 +19,8 @@ import pandas as pd
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 PREDICTION_COLUMN = "prediction"
+# Signs a number may be written with, stripped as the training file's were (pipelines/data/table.py).
+NUMBER_SIGNS = "$€£¥%"
 
 
 def probability_column(class_name: str) -> str:
@@ -88,15 +91,33 @@ class TableModel(mlflow.pyfunc.PythonModel):
             return values.to_numpy(np.float32, na_value=np.nan)
         text = values.astype("string").str.strip()
         text = text.mask(text.isin(self.missing) | (text == ""))
-        if self.decimal != ".":
-            text = text.str.replace(self.decimal, ".", regex=False)
-        numbers = pd.to_numeric(text, errors="coerce")
+        decimal_point = text.str.replace(self.decimal, ".", regex=False) if self.decimal != "." else text
+        numbers = pd.to_numeric(decimal_point, errors="coerce").astype("Float64")
+        written = numbers.isna() & text.notna()
+        if written.any():
+            plain = text[written].map(self.plain_number)
+            numbers.loc[written] = pd.to_numeric(plain, errors="coerce").astype("Float64")
         bad = numbers.isna() & text.notna()
         if bad.any():
             raise ValueError(
                 f"column {name!r} holds {values[bad].iloc[0]!r}; expected: a number or an empty cell"
             )
         return numbers.to_numpy(np.float32, na_value=np.nan)
+
+    def plain_number(self, cell: str) -> str:
+        """A number written with signs and thousands separators ("-$3,802.5", "29%") as a plain one
+        ("-3802.5"); other text unchanged. As `pipelines.data.table` reads the training file."""
+        thousands = r"[.\s\u00a0\u202f]" if self.decimal == "," else ","
+        signs = re.escape(NUMBER_SIGNS)
+        match = re.match(
+            rf"^([+-]?)[{signs}\s]*([+-]?)(\d{{1,3}}(?:{thousands}\d{{3}})+|\d+)"
+            rf"((?:{re.escape(self.decimal)}\d+)?)[{signs}\s]*$",
+            cell,
+        )
+        if match is None or (match[1] and match[2]):
+            return cell
+        whole = re.sub(r"\D", "", match[3])
+        return f"{match[1] or match[2]}{whole}{match[4].replace(self.decimal, '.')}"
 
     def category(self, value) -> str:
         """A cell as the category text the prepared data holds: "" where empty or one of the file's

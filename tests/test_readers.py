@@ -147,6 +147,31 @@ def test_missing_tokens_and_stray_text_in_a_numeric_column_are_empty_cells_repor
     ]
 
 
+def test_numbers_written_with_currency_percent_and_thousands_signs_are_numbers(store, cli, tmp_path):
+    """ "$1,234.50", "15%", "12,345,678": numbers, in the features and in a regression target;
+    "0,5" in a file whose decimal mark is a point is not read as 5."""
+    table = _shop_table(rows=120)
+    table["price"] = [f"${value:,.2f}" for value in table["price"] * 100]
+    table["discount"] = [f"{value}%" for value in table["items"] * 5]
+    table["visitors"] = [f"{value:,}" for value in table["items"] * 123_457]
+    table["ratio"] = [f"{value},{value + 1}" for value in table["items"]]  # "3,4": a decimal comma
+    table["revenue"] = [f"€{1_000 + 37 * row:,}" for row in range(len(table))]
+    path = tmp_path / "shop.csv"
+    table.drop(columns="label").to_csv(path, index=False)
+    status, out, error = cli("prepare", "-e", "mlp-tabular", f"data.path={path}", "data.target=revenue")
+    assert status == 0, error
+    prepare = _prepare_run(store)
+    assert prepare.data.params["dataset.task"] == "regression"
+    columns = {entry["column"]: entry for entry in _artifact(prepare, "schema.json")["columns"]}
+    assert columns["price"]["kind"] == "numeric"
+    assert columns["price"]["why"].startswith("numbers written as text (e.g. '$")
+    assert min(columns["price"]["examples"]) >= 100 and max(columns["price"]["examples"]) >= 1_000
+    assert set(columns["discount"]["examples"]) <= {5 * items for items in range(1, 9)}
+    assert columns["visitors"]["kind"] == "numeric" and max(columns["visitors"]["examples"]) >= 123_457
+    assert columns["ratio"]["kind"] == "categorical"
+    assert "column 'ratio' holds numbers with a decimal comma" in out
+
+
 def test_na_values_can_be_set(store, cli, tmp_path):
     table = _shop_table()
     table["shop"] = table["shop"].where(table.index % 10 != 0, "unknown")

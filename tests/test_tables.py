@@ -214,10 +214,18 @@ def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(peop
     )
     with pytest.raises(ValueError, match="column 'age' holds 'forty'; expected: a number or an empty cell"):
         model.predict(read.assign(age="forty"))
-    # The file's tokens for an empty cell ("?", "NA": data.na_values) and the space after a
-    # delimiter (", chef") are read as the training rows were, not as unseen values.
-    written = read.assign(age=["?", "NA", " 41", "52", ""], job=[" chef", "?", "N/A", " pilot", "nurse"])
-    as_empty = read.assign(age=[None, None, 41, 52, None], job=["chef", None, None, "pilot", "nurse"])
+    # The file's tokens for an empty cell ("?", "NA": data.na_values), the space after a delimiter
+    # (", chef") and numbers written with signs are read as the training rows were.
+    written = read.assign(
+        age=["?", "NA", " 41", "52", ""],
+        job=[" chef", "?", "N/A", " pilot", "nurse"],
+        **{"hours per week": ["40%", "1,040", "$12.5", "-3", " 7 "]},
+    )
+    as_empty = read.assign(
+        age=[None, None, 41, 52, None],
+        job=["chef", None, None, "pilot", "nurse"],
+        **{"hours per week": [40, 1040, 12.5, -3, 7]},
+    )
     pd.testing.assert_frame_equal(model.predict(written), model.predict(as_empty))
 
 

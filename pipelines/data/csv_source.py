@@ -177,6 +177,10 @@ def _labels(
             f"data.target: {described} is empty in every row; allowed: a column with a value in its rows"
         )
     values = column[labelled].to_numpy()
+    if values.dtype.kind == "O" and config.task != "classification":
+        numbers = as_numbers(column[labelled], config.decimal)
+        if numbers.notna().all():  # every label a number written as text ("$3,802", "12,5" with data.decimal)
+            values = numbers.to_numpy(np.float64)
     if values.dtype.kind == "f" and np.array_equal(values, np.round(values)):
         # Whole numbers that pandas read as floats because a cell is empty: the integers they are,
         # so that 0/1 with one empty target cell stays the classification it is without one.

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 FORMAT_VERSION = 4  # bump when the layout or the meaning of a field changes (3: fewer bins for few
-# rows; 4: whole-number float targets are classes)
+# rows; 4: whole-number float targets are classes, "$1,234" and "15%" are numbers)
 MANIFEST = "dataset.json"
 INDEX = "index"  # <store>/index/<source key>: the digest a source was last prepared to
 RECORD_BYTES = 1 << 20  # examples per record: about 1 MB of them

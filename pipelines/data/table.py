@@ -48,6 +48,10 @@ SAMPLE_SEED = 97
 # A column of text cells of which at least this share reads as numbers is numeric: its other cells
 # (a stray `oops`, `unknown`) are read as empty and reported, with their rows.
 MIN_NUMBER_SHARE = 0.95
+# What a number may be written with besides its digits: a currency sign and a percent sign around
+# it (stripped, "29%" reads 29) and thousands separators ("3,802"; "3.802" or "3 802" where the
+# decimal mark is a comma), grouped in threes, so that "0,5" is not read as 5.
+NUMBER_SIGNS = "$€£¥%"
 MAX_STRAY_CELLS = 2  # ... or at most this many cells, in a short table
 STRAY_CELLS_SHOWN = 5
 
@@ -150,7 +154,8 @@ def infer_kind(values, decimal: str = ".") -> tuple[str, str]:
         few = max(MAX_STRAY_CELLS, (1 - MIN_NUMBER_SHARE) * len(present))
         if stray.sum() <= few and present[~stray].nunique() > 1:
             count = int(stray.sum())
-            return "numeric", f"numbers, but for {count} cell(s) in the first rows that are not"
+            but = f", but for {count} cell(s) in the first rows that are not" if count else ""
+            return "numeric", f"numbers written as text (e.g. {_shown(present[~stray].iloc[0])}){but}"
     if pd.api.types.is_numeric_dtype(values):
         numbers = present.to_numpy()
         counts_rows = (
@@ -172,15 +177,39 @@ def infer_kind(values, decimal: str = ".") -> tuple[str, str]:
 
 
 def as_numbers(values, decimal: str = "."):
-    """A pandas Series of cells as numbers, NaN where a cell is not one (`decimal` its decimal mark)."""
+    """A pandas Series of cells as numbers, NaN where a cell is not one (`decimal` its decimal mark;
+    currency and percent signs and thousands separators allowed, NUMBER_SIGNS)."""
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(values):
         return values
     text = values.astype("string").str.strip()
-    if decimal != ".":
-        text = text.str.replace(decimal, ".", regex=False)
-    return pd.to_numeric(text, errors="coerce")
+    decimal_point = text.str.replace(decimal, ".", regex=False) if decimal != "." else text
+    numbers = pd.to_numeric(decimal_point, errors="coerce").astype("Float64")
+    written = numbers.isna() & text.notna()
+    if written.any():
+        plain = _plain_numbers(text[written], decimal)
+        numbers.loc[written] = pd.to_numeric(plain, errors="coerce").astype("Float64")
+    return numbers
+
+
+def _plain_numbers(text, decimal: str):
+    """Numbers written with signs and thousands separators as plain ones ("-$3,802.5" -> "-3802.5");
+    other text unchanged, so that it stays no number."""
+    thousands = r"[.\s\u00a0\u202f]" if decimal == "," else ","
+    grouped = re.compile(
+        rf"^([+-]?)[{re.escape(NUMBER_SIGNS)}\s]*([+-]?)(\d{{1,3}}(?:{thousands}\d{{3}})+|\d+)"
+        rf"((?:{re.escape(decimal)}\d+)?)[{re.escape(NUMBER_SIGNS)}\s]*$"
+    )
+
+    def plain(cell: str) -> str:
+        match = grouped.match(cell)
+        if match is None or (match[1] and match[2]):
+            return cell
+        whole = re.sub(r"\D", "", match[3])
+        return f"{match[1] or match[2]}{whole}{match[4].replace(decimal, '.')}"
+
+    return text.map(plain)
 
 
 def _plain_kind(values) -> str:
