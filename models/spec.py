@@ -33,6 +33,8 @@ class TableColumn:
     hash_buckets: int = 1
     # A number's quantiles on the train split, ascending and distinct: the edges of its bins.
     bin_edges: tuple[float, ...] = ()
+    # A number the file wrote as dates: their format (strptime's), read as days since 1970-01-01.
+    date_format: str | None = None
 
     @property
     def cardinality(self) -> int:

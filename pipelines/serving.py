@@ -91,6 +91,9 @@ def raw_rows(spec: DataSpec, x: dict[str, np.ndarray]):
         values = x[column.key]
         if column.kind == "categorical":
             values = [None if value == "" else value for value in values]
+        elif column.date_format:  # days since 1970-01-01, written back as the file wrote them
+            dates = pd.Timestamp("1970-01-01") + pd.to_timedelta(np.asarray(values, np.float64), unit="D")
+            values = [None if pd.isna(date) else date.strftime(column.date_format) for date in dates]
         columns[column.name] = values
     return pd.DataFrame(columns)
 
@@ -100,7 +103,10 @@ def table_model_config(dataset: PreparedDataset, data: DataConfig) -> dict:
     columns and classes, and how the file wrote an empty cell and a decimal mark, so that rows read
     from another such file are read as the training rows were."""
     return {
-        "columns": [{"name": c.name, "key": c.key, "kind": c.kind} for c in dataset.spec.columns],
+        "columns": [
+            {"name": c.name, "key": c.key, "kind": c.kind, "date_format": c.date_format}
+            for c in dataset.spec.columns
+        ],
         "class_names": list(dataset.class_names),
         "task": dataset.spec.task,
         "missing": list(data.na_values),

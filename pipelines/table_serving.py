@@ -21,6 +21,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 PREDICTION_COLUMN = "prediction"
 # Signs a number may be written with, stripped as the training file's were (pipelines/data/table.py).
 NUMBER_SIGNS = "$€£¥%"
+DATE_EPOCH = "1970-01-01"  # a date is read as the days since this one (pipelines/data/table.py)
 
 
 def probability_column(class_name: str) -> str:
@@ -78,7 +79,9 @@ class TableModel(mlflow.pyfunc.PythonModel):
         inputs = {}
         for column in self.columns:
             values = frame[column["name"]]
-            if column["kind"] == "numeric":
+            if column.get("date_format"):
+                inputs[column["key"]] = self.dates(values, column["name"], column["date_format"])
+            elif column["kind"] == "numeric":
                 inputs[column["key"]] = self.numbers(values, column["name"])
             else:
                 inputs[column["key"]] = np.array([self.category(value) for value in values], dtype=object)
@@ -103,6 +106,22 @@ class TableModel(mlflow.pyfunc.PythonModel):
                 f"column {name!r} holds {values[bad].iloc[0]!r}; expected: a number or an empty cell"
             )
         return numbers.to_numpy(np.float32, na_value=np.nan)
+
+    def dates(self, values: pd.Series, name: str, format: str) -> np.ndarray:
+        """A column of dates written in `format` as the days since 1970-01-01 the model reads, NaN
+        where empty; a cell that is neither such a date nor empty is refused, naming the column."""
+        text = values.astype("string").str.strip()
+        text = text.mask(text.isin(self.missing) | (text == ""))
+        dates = pd.to_datetime(text, format=format, errors="coerce")
+        bad = dates.isna() & text.notna()
+        if bad.any():
+            example = pd.Timestamp("2020-01-31").strftime(format)
+            raise ValueError(
+                f"column {name!r} holds {values[bad].iloc[0]!r}; expected: a date written as "
+                f"{example!r} ({format}) or an empty cell"
+            )
+        days = (dates - pd.Timestamp(DATE_EPOCH)) / pd.Timedelta(days=1)
+        return days.to_numpy(np.float32, na_value=np.nan)
 
     def plain_number(self, cell: str) -> str:
         """A number written with signs and thousands separators ("-$3,802.5", "29%") as a plain one

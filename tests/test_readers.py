@@ -172,6 +172,33 @@ def test_numbers_written_with_currency_percent_and_thousands_signs_are_numbers(s
     assert "column 'ratio' holds numbers with a decimal comma" in out
 
 
+def test_dates_are_days_since_1970_in_training_and_in_the_served_rows(store, cli, tmp_path):
+    """A column of dates ("2021-03-05", or "25/12/2020" where the day comes first) is a number of
+    days, not a category with a value per day (or an identifier when every date differs)."""
+    table = _shop_table(rows=120)
+    days = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(120) * 3, unit="D")
+    table["opened"] = days.strftime("%d/%m/%Y")  # every date distinct, days past the 12th
+    table["sold"] = (days[::-1] - pd.to_timedelta(np.arange(120) % 4, unit="D")).strftime("%Y-%m-%d")
+    table.loc[5, "sold"] = None
+    path = tmp_path / "shop.csv"
+    table.to_csv(path, index=False)
+    status, out, error = cli("run", "-e", "mlp-tabular", f"data.path={path}", "data.target=label", *QUICK)
+    assert status == 0, error
+    prepare = _prepare_run(store)
+    columns = {entry["column"]: entry for entry in _artifact(prepare, "schema.json")["columns"]}
+    assert columns["opened"]["kind"] == "numeric"
+    assert columns["opened"]["why"] == "dates (e.g. '01/01/2020'), read as days since 1970-01-01"
+    assert columns["opened"]["examples"][:2] == [18262.0, 18265.0]  # 2020-01-01 and -04
+    assert columns["sold"]["kind"] == "numeric" and columns["sold"]["missing"] == 1
+    train = next(run for run in all_runs(store) if run.data.tags["stage"] == "train")
+    model = mlflow.pyfunc.load_model(train.data.tags["model_uri"])
+    rows = table.drop(columns="label").head(3)
+    assert len(model.predict(rows.assign(sold=["2021-03-05", None, "?"]))) == 3
+    refused = "column 'opened' holds '2020-01-31'; expected: a date written as '31/01/2020'"
+    with pytest.raises(ValueError, match=refused):
+        model.predict(rows.assign(opened="2020-01-31"))
+
+
 def test_na_values_can_be_set(store, cli, tmp_path):
     table = _shop_table()
     table["shop"] = table["shop"].where(table.index % 10 != 0, "unknown")

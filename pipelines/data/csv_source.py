@@ -384,7 +384,7 @@ def _numeric(frame, layout: TableLayout, path: Path, first_row: int, decimal: st
         values = frame[column.name]
         if pd.api.types.is_numeric_dtype(values):
             continue
-        numbers = as_numbers(values, decimal)
+        numbers = as_numbers(values, decimal, column.date_format)
         bad = (numbers.isna() & values.notna()).to_numpy()
         if bad.any():
             rows = np.flatnonzero(bad)

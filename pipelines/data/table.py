@@ -52,6 +52,9 @@ MIN_NUMBER_SHARE = 0.95
 # it (stripped, "29%" reads 29) and thousands separators ("3,802"; "3.802" or "3 802" where the
 # decimal mark is a comma), grouped in threes, so that "0,5" is not read as 5.
 NUMBER_SIGNS = "$€£¥%"
+# A column of dates is a number: days since this day (a time and a date: fractional days).
+EPOCH = "1970-01-01"
+DATE_CELLS_GUESSED = 20  # the first present cells whose formats are tried on the whole column
 MAX_STRAY_CELLS = 2  # ... or at most this many cells, in a short table
 STRAY_CELLS_SHOWN = 5
 
@@ -64,6 +67,7 @@ class ColumnPlan:
     kind: str  # numeric, categorical, text or ignore (data.columns' kinds)
     reason: str
     key: str = ""  # the model input that reads it; "" for a column that is not read
+    date_format: str | None = None  # a numeric column of dates: how they are written (strptime)
 
     @property
     def read(self) -> bool:
@@ -131,10 +135,12 @@ def plan_columns(
             kind, reason = infer_kind(head[name], decimal)
             if chosen and kind == "ignore":
                 kind, reason = _plain_kind(head[name]), "listed in data.features"
-        plans.append(ColumnPlan(name, kind, reason))
+        written = date_format(head[name]) if kind == "numeric" else None
+        plans.append(ColumnPlan(name, kind, reason, date_format=written))
     keys = iter(input_keys([plan.name for plan in plans if plan.read]))
     plans = [
-        ColumnPlan(plan.name, plan.kind, plan.reason, next(keys)) if plan.read else plan for plan in plans
+        ColumnPlan(plan.name, plan.kind, plan.reason, next(keys), plan.date_format) if plan.read else plan
+        for plan in plans
     ]
     return TableLayout(plans)
 
@@ -149,6 +155,9 @@ def infer_kind(values, decimal: str = ".") -> tuple[str, str]:
     distinct = int(present.nunique())
     if distinct == 1 and len(present) == len(values):
         return "ignore", f"the same value in every row ({_shown(present.iloc[0])})"
+    written = date_format(values)
+    if written is not None:
+        return "numeric", f"dates (e.g. {_shown(present.iloc[0])}), read as days since {EPOCH}"
     if not pd.api.types.is_numeric_dtype(values):
         stray = ~as_numbers(present, decimal).notna()
         few = max(MAX_STRAY_CELLS, (1 - MIN_NUMBER_SHARE) * len(present))
@@ -176,11 +185,57 @@ def infer_kind(values, decimal: str = ".") -> tuple[str, str]:
     return "categorical", f"text with {distinct} distinct values"
 
 
-def as_numbers(values, decimal: str = "."):
-    """A pandas Series of cells as numbers, NaN where a cell is not one (`decimal` its decimal mark;
-    currency and percent signs and thousands separators allowed, NUMBER_SIGNS)."""
+def date_format(values) -> str | None:
+    """How a column of text writes dates ("%Y-%m-%d", "%d/%m/%Y", ...), when at least
+    MIN_NUMBER_SHARE of its present cells are dates in one format with a day, a month and a year;
+    else None."""
+    import warnings
+
+    import pandas as pd
+    from pandas.tseries.api import guess_datetime_format
+
+    present = values.dropna()
+    if pd.api.types.is_numeric_dtype(values) or present.empty:
+        return None
+    text = present.astype(str).str.strip()
+    best, best_share = None, MIN_NUMBER_SHARE
+    with warnings.catch_warnings():  # pandas' notes on the day-first guess: both are tried
+        warnings.simplefilter("ignore")
+        formats = {
+            guess_datetime_format(cell, dayfirst=dayfirst)
+            for cell in text.iloc[:DATE_CELLS_GUESSED]
+            for dayfirst in (False, True)
+        }
+        for candidate in sorted(format for format in formats if format and _full_date(format)):
+            share = float(pd.to_datetime(text, format=candidate, errors="coerce").notna().mean())
+            if share >= best_share:
+                best, best_share = candidate, share
+    return best
+
+
+def _full_date(format: str) -> bool:
+    """A day, a month and a year: "1-5" (a range) or "Jan" is no date."""
+    month = any(directive in format for directive in ("%m", "%b", "%B"))
+    return "%d" in format and month and ("%Y" in format or "%y" in format)
+
+
+def as_dates(values, format: str):
+    """A pandas Series of dates written in `format` as days since EPOCH (float), NaN where a cell is
+    empty or not such a date."""
     import pandas as pd
 
+    dates = pd.to_datetime(values.astype("string").str.strip(), format=format, errors="coerce")
+    return (dates - pd.Timestamp(EPOCH)) / pd.Timedelta(days=1)
+
+
+def as_numbers(values, decimal: str = ".", date_format: str | None = None):
+    """A pandas Series of cells as numbers, NaN where a cell is not one (`decimal` its decimal mark;
+    currency and percent signs and thousands separators allowed, NUMBER_SIGNS; dates written in
+    `date_format` as days since EPOCH)."""
+    import pandas as pd
+
+    if date_format is not None:
+        return as_dates(values, date_format)
     if pd.api.types.is_numeric_dtype(values):
         return values
     text = values.astype("string").str.strip()
@@ -404,6 +459,7 @@ def model_columns(layout: TableLayout, train: TableStatistics) -> tuple[TableCol
                 name=plan.name,
                 key=plan.key,
                 kind="numeric",
+                date_format=plan.date_format,
                 mean=float(train.mean[index]) if present else 0.0,
                 # A constant column keeps its values: dividing by a zero spread would blow up new ones.
                 variance=variance if variance > 0 else 1.0,
