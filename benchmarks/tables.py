@@ -21,10 +21,12 @@ a number; every method on every seed; the MLP's training time beside.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -165,13 +167,21 @@ def scikit_learn_scores(path: Path, target: str, task: str, seed: int) -> dict[s
     return scores
 
 
-def mlp_scores(
-    path: Path, target: str, task: str, seed: int, scratch: Path, overrides: list[str]
-) -> dict[str, float]:
-    """mlp-tabular through the whole pipeline (nothing reused): its test score and train time."""
+@contextlib.contextmanager
+def scratch_store(prefix: str) -> Iterator[Path]:
+    """A temporary folder for the MLflow store, prepared datasets and exports of the runs."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        scratch = Path(name)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+        os.environ["DEEPARCH_DATASET_STORE"] = str(scratch / "datasets")
+        yield scratch
+
+
+def run_mlp(path: Path, target: str, seed: int, scratch: Path, overrides: list[str]):
+    """mlp-tabular on the table at `path` through the whole pipeline, nothing reused."""
     import keras
 
-    from pipelines import runner, tracking
+    from pipelines import runner
     from pipelines.config import load_experiment
 
     config = load_experiment(
@@ -185,7 +195,16 @@ def mlp_scores(
         ],
     )
     keras.backend.clear_session()
-    pipeline = runner.run_pipeline(config, force={"all"})
+    return runner.run_pipeline(config, force={"all"})
+
+
+def mlp_scores(
+    path: Path, target: str, task: str, seed: int, scratch: Path, overrides: list[str]
+) -> dict[str, float]:
+    """mlp-tabular through the whole pipeline (nothing reused): its test score and train time."""
+    from pipelines import tracking
+
+    pipeline = run_mlp(path, target, seed, scratch, overrides)
     metrics = pipeline.evaluated.metrics
     train = tracking.get_run(pipeline.trained.run_id)
     return {
@@ -253,10 +272,7 @@ def main() -> None:
     args = parser.parse_args()
     reference = announce_machine()
     results = []
-    with tempfile.TemporaryDirectory(prefix="deeparch-tables-") as scratch_name:
-        scratch = Path(scratch_name)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
-        os.environ["DEEPARCH_DATASET_STORE"] = str(scratch / "datasets")
+    with scratch_store("deeparch-tables-") as scratch:
         for name in args.tables:
             path, task = write_table(name, scratch)
             target = ALL_TABLES[name].target
@@ -275,18 +291,29 @@ def main() -> None:
     rows = summary_rows(results)
     table = markdown(rows)
     print(table)
-    write_json(
+    write_results(
         args.json,
+        reference,
+        args.overrides,
+        tables={name: asdict(ALL_TABLES[name]) for name in args.tables},
+        rows=rows,
+        runs=results,
+        markdown=table,
+    )
+
+
+def write_results(path: Path, reference: float, overrides: list[str], **fields) -> None:
+    """A results file of mlp-tabular on these tables' splits: the machine, its matrix-product time,
+    the experiment, its overrides and the split seed, then `fields`."""
+    write_json(
+        path,
         {
             "machine": machine(),
             "matmul_seconds": reference,
             "experiment": EXPERIMENT,
-            "overrides": args.overrides,
+            "overrides": overrides,
             "split_seed": SPLIT_SEED,
-            "tables": {name: asdict(ALL_TABLES[name]) for name in args.tables},
-            "rows": rows,
-            "runs": results,
-            "markdown": table,
+            **fields,
         },
     )
 

@@ -12,13 +12,11 @@ ensemble's accuracy in `tables.json` / `tables_held_out.json` (the same splits).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 from pathlib import Path
 
-from common import RESULTS_DIR, announce_machine, machine, write_json
-from tables import ALL_TABLES, EXPERIMENT, SPLIT_SEED, write_table
+from common import RESULTS_DIR, announce_machine
+from tables import ALL_TABLES, run_mlp, scratch_store, write_results, write_table
 
 MEMBERS = 4  # as mlp-tabular's model.ensemble
 
@@ -26,27 +24,12 @@ MEMBERS = 4  # as mlp-tabular's model.ensemble
 def member_probabilities(path: Path, target: str, seed: int, scratch: Path, overrides: list[str]):
     """One stack of mlp-tabular through the whole pipeline: its logged model's test probabilities,
     the class names, and its own test accuracy."""
-    import keras
     import mlflow
     import pandas as pd
 
-    from pipelines import runner
-    from pipelines.config import load_experiment
     from pipelines.table_serving import probability_column
 
-    config = load_experiment(
-        EXPERIMENT,
-        [
-            f"data.path={path}",
-            f"data.target={target}",
-            f"seed={seed}",
-            f"export.dir={scratch / 'exports'}",
-            "model.ensemble=1",
-            *overrides,
-        ],
-    )
-    keras.backend.clear_session()
-    pipeline = runner.run_pipeline(config, force={"all"})
+    pipeline = run_mlp(path, target, seed, scratch, ["model.ensemble=1", *overrides])
     frame = pd.read_csv(path)
     test = frame[frame.split == "test"]
     model = mlflow.pyfunc.load_model(pipeline.trained.model_uri)
@@ -68,10 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     reference = announce_machine()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="deeparch-members-") as scratch_name:
-        scratch = Path(scratch_name)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
-        os.environ["DEEPARCH_DATASET_STORE"] = str(scratch / "datasets")
+    with scratch_store("deeparch-members-") as scratch:
         for name in args.tables:
             path, task = write_table(name, scratch)
             if task != "classification":
@@ -111,19 +91,7 @@ def main() -> None:
         ]
     )
     print(table)
-    write_json(
-        args.json,
-        {
-            "machine": machine(),
-            "matmul_seconds": reference,
-            "experiment": EXPERIMENT,
-            "overrides": args.overrides,
-            "split_seed": SPLIT_SEED,
-            "members": MEMBERS,
-            "rows": rows,
-            "markdown": table,
-        },
-    )
+    write_results(args.json, reference, args.overrides, members=MEMBERS, rows=rows, markdown=table)
 
 
 if __name__ == "__main__":
