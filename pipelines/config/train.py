@@ -29,7 +29,11 @@ class TrainConfig(StrictModel):
         "constant", description="Learning-rate schedule after warm-up."
     )
     warmup_fraction: Fraction = Field(0.0, description="Share of steps with linear warm-up.")
-    weight_decay: Annotated[float, Field(ge=0.0)] = Field(0.0, description="AdamW weight decay.")
+    weight_decay: Annotated[float, Field(ge=0.0)] = Field(
+        0.0,
+        description="AdamW weight decay, decoupled as Keras applies it: each step shrinks every weight "
+        "by learning_rate x weight_decay (at a learning rate of 3e-4, 1e-4 is next to none, 10 is 0.3 %).",
+    )
     clipnorm: Annotated[float, Field(gt=0.0)] | None = Field(
         None, description="Clip each gradient to this norm; None disables clipping."
     )
