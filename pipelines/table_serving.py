@@ -125,7 +125,10 @@ class TableModel(mlflow.pyfunc.PythonModel):
 
     def plain_number(self, cell: str) -> str:
         """A number written with signs and thousands separators ("-$3,802.5", "29%") as a plain one
-        ("-3802.5"); other text unchanged. As `pipelines.data.table` reads the training file."""
+        ("-3802.5"), True and False as 1 and 0; other text unchanged. As `pipelines.data.table`
+        reads the training file."""
+        if cell.lower() in ("true", "false"):  # as pandas reads a column of them: 1 and 0
+            return "1" if cell.lower() == "true" else "0"
         thousands = r"[.\s\u00a0\u202f]" if self.decimal == "," else ","
         signs = re.escape(NUMBER_SIGNS)
         match = re.match(

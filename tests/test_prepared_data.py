@@ -118,6 +118,30 @@ def test_csv_read_in_small_chunks_gives_the_same_prepared_data(tmp_path, monkeyp
     assert "" in colour.vocabulary, "an empty cell is a category of its own"
 
 
+def test_a_true_false_column_stays_numbers_in_a_chunk_where_empty_cells_make_it_text(tmp_path, monkeypatch):
+    """pandas reads True/False as booleans (numbers, 1 and 0), but as text in a chunk with an empty
+    cell: that chunk was refused as "numeric ... holds False" mid-file."""
+    from pipelines.data import csv_source
+
+    rng = np.random.default_rng(0)
+    flag = rng.random(120) > 0.5
+    frame = pd.DataFrame(
+        {"x": rng.normal(size=120), "flag": flag.astype(object), "label": np.where(flag, "a", "b")}
+    )
+    frame.loc[90:95, "flag"] = None
+    frame.to_csv(tmp_path / "flags.csv", index=False)
+    monkeypatch.setattr(
+        csv_source, "CHUNK_ROWS", 40
+    )  # the first chunk, which gives the kinds, has no empty cell
+    dataset = load_dataset(
+        DataConfig(source="csv", path=str(tmp_path / "flags.csv"), target="label"), tmp_path
+    )
+    flag_column = next(column for column in dataset.spec.columns if column.name == "flag")
+    assert flag_column.kind == "numeric"
+    x = np.concatenate([dataset.arrays(split).x["flag"] for split in ("train", "validation", "test")])
+    assert np.isnan(x).sum() == 6 and set(x[~np.isnan(x)]) == {0.0, 1.0}
+
+
 def test_streamed_split_without_cache_trains_reproducibly(store, cli):
     for _ in range(2):  # `train` trains anew each time; both read the prepared shards streamed
         assert cli("train", "-e", "mlp-digits", *TINY, "data.cache=none")[0] == 0

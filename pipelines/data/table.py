@@ -52,6 +52,8 @@ MIN_NUMBER_SHARE = 0.95
 # it (stripped, "29%" reads 29) and thousands separators ("3,802"; "3.802" or "3 802" where the
 # decimal mark is a comma), grouped in threes, so that "0,5" is not read as 5.
 NUMBER_SIGNS = "$€£¥%"
+# pandas reads a column of True/False as numbers, 1 and 0; so are they where an empty cell keeps it text.
+BOOLEANS = {"true": "1", "false": "0"}
 # A column of dates is a number: days since this day (a time and a date: fractional days).
 EPOCH = "1970-01-01"
 DATE_CELLS_GUESSED = 20  # the first present cells whose formats are tried on the whole column
@@ -249,8 +251,8 @@ def as_numbers(values, decimal: str = ".", date_format: str | None = None):
 
 
 def _plain_numbers(text, decimal: str):
-    """Numbers written with signs and thousands separators as plain ones ("-$3,802.5" -> "-3802.5");
-    other text unchanged, so that it stays no number."""
+    """Numbers written with signs and thousands separators as plain ones ("-$3,802.5" -> "-3802.5"),
+    True and False as 1 and 0; other text unchanged, so that it stays no number."""
     thousands = r"[.\s\u00a0\u202f]" if decimal == "," else ","
     grouped = re.compile(
         rf"^([+-]?)[{re.escape(NUMBER_SIGNS)}\s]*([+-]?)(\d{{1,3}}(?:{thousands}\d{{3}})+|\d+)"
@@ -258,6 +260,8 @@ def _plain_numbers(text, decimal: str):
     )
 
     def plain(cell: str) -> str:
+        if cell.lower() in BOOLEANS:
+            return BOOLEANS[cell.lower()]
         match = grouped.match(cell)
         if match is None or (match[1] and match[2]):
             return cell
