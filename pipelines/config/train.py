@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     Field,
+    model_validator,
 )
 
 from pipelines.config.base import Fraction, PositiveInt, StrictModel
@@ -33,6 +34,13 @@ class TrainConfig(StrictModel):
         0.0,
         description="AdamW weight decay, decoupled as Keras applies it: each step shrinks every weight "
         "by learning_rate x weight_decay (at a learning rate of 3e-4, 1e-4 is next to none, 10 is 0.3 %).",
+    )
+    weight_decay_per_epoch: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        None,
+        description="AdamW: the share of each weight that decay takes off in an epoch at the peak "
+        "learning rate (0.01: 1 %), instead of train.weight_decay: the decay per step is this / "
+        "(learning_rate x batches per epoch), so that a small table and a large one are regularised "
+        "alike per pass over their rows. None: train.weight_decay.",
     )
     clipnorm: Annotated[float, Field(gt=0.0)] | None = Field(
         None, description="Clip each gradient to this norm; None disables clipping."
@@ -85,6 +93,22 @@ class TrainConfig(StrictModel):
     gradient_probe_epochs: list[Annotated[int, Field(ge=0)]] = Field(
         [], description="rnn/lstm only: epochs after which to log ‖∂loss/∂h_t‖ per step (0: before training)."
     )
+
+    @model_validator(mode="after")
+    def _one_weight_decay(self) -> TrainConfig:
+        if self.weight_decay and self.weight_decay_per_epoch is not None:
+            raise ValueError(
+                f"train.weight_decay ({self.weight_decay}) and train.weight_decay_per_epoch "
+                f"({self.weight_decay_per_epoch}) both set; allowed: one of them (the other 0 or null)"
+            )
+        return self
+
+    def decay_per_step(self, steps_per_epoch: int) -> float:
+        """AdamW's weight decay for a training of `steps_per_epoch` batches an epoch: `weight_decay`,
+        or the one that takes `weight_decay_per_epoch` off each weight per epoch."""
+        if self.weight_decay_per_epoch is None:
+            return self.weight_decay
+        return self.weight_decay_per_epoch / (self.learning_rate * steps_per_epoch)
 
     def planned_epochs(self, steps_per_epoch: int) -> int:
         """The epochs a training of `steps_per_epoch` batches an epoch runs: `epochs`, fewer when

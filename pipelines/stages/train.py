@@ -490,7 +490,7 @@ def compile_model(model: keras.Model, train: TrainConfig, task: str, steps_per_e
     optimizer = {
         "adam": lambda: keras.optimizers.Adam(schedule, clipnorm=train.clipnorm),
         "adamw": lambda: keras.optimizers.AdamW(
-            schedule, weight_decay=train.weight_decay, clipnorm=train.clipnorm
+            schedule, weight_decay=train.decay_per_step(steps_per_epoch), clipnorm=train.clipnorm
         ),
         "sgd": lambda: keras.optimizers.SGD(schedule, momentum=0.9, clipnorm=train.clipnorm),
         "rmsprop": lambda: keras.optimizers.RMSprop(schedule, clipnorm=train.clipnorm),
