@@ -193,6 +193,10 @@ def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(peop
     train = _runs_by_stage(people.uri)["train"]
     # mlp-tabular's train.refit: auto on a small table: the model logged is the refit one.
     assert train.data.tags["refit_epochs"] == str(int(train.data.metrics["best_epoch"]))
+    # mlp-tabular's decay is 1 % of each weight per epoch: per step, over this table's batches.
+    train_rows = int(_runs_by_stage(people.uri)["prepare"].data.params["dataset.size.train"])
+    batches = -(-train_rows // 32)  # QUICK's batch size
+    assert float(train.data.params["weight_decay_per_step"]) == pytest.approx(0.01 / (3e-4 * batches))
     assert "note: train.refit: trained a fresh model on the train and validation splits" in people.output
     model_uri = train.data.tags["model_uri"]
     signature = mlflow.models.get_model_info(model_uri).signature
@@ -473,6 +477,10 @@ BAD_TABLES = {
             "data.columns.age=date",
         ],
         ["data.columns.age", "'date'", "numeric", "categorical"],
+    ),
+    "a per-step weight decay beside mlp-tabular's per-epoch one": (
+        lambda tmp: [f"data.path={_numbers_csv(tmp)}", "data.target=label", "train.weight_decay=0.1"],
+        ["train.weight_decay (0.1)", "train.weight_decay_per_epoch (0.01) both set", "one of them"],
     ),
     "a table for a model that reads sequences": (
         lambda tmp: [f"data.path={_numbers_csv(tmp)}", "data.target=label", "model.architecture=cnn"],

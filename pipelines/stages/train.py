@@ -115,6 +115,12 @@ def train_stage(
                     "replicas": distribute.strategy(config.train.strategy).num_replicas_in_sync,
                     "input_sharding": _input_sharding(train_split, workers),
                     "prepare_run_id": prepared.run_id,
+                    # The per-step decay AdamW used (the refit's, over more batches, is smaller).
+                    **(
+                        {"weight_decay_per_step": config.train.decay_per_step(steps_per_epoch)}
+                        if config.train.weight_decay_per_epoch is not None
+                        else {}
+                    ),
                 }
             )
             mlflow.log_text(model_summary(model), "model_summary.txt")
