@@ -233,6 +233,29 @@ def test_logged_model_takes_raw_rows_with_empty_cells_and_unseen_categories(peop
     pd.testing.assert_frame_equal(model.predict(written), model.predict(as_empty))
 
 
+@pytest.mark.parametrize("decimal", [".", ","])
+def test_the_served_model_reads_numbers_as_the_training_file_was_read(decimal):
+    """pipelines/table_serving.py cannot import deeparch (MLflow copies it alone into the model), so
+    it repeats how prepare reads a number written as text: both must agree, cell by cell."""
+    from pipelines.data.table import as_numbers
+    from pipelines.table_serving import TableModel
+
+    cells = ["$3,802", "29%", "1,234.5", "€ 12", "-$5", "$-5", "0,5", "12", "3 802", "+1,000", "45 %"]
+    cells += ["1.234,5", "1e3", "1.234", "True", "false", "£1,000,000.25", "7"]
+    read = as_numbers(pd.Series(cells, dtype=object), decimal)
+    numbers = [cell for cell, value in zip(cells, read, strict=True) if not pd.isna(value)]
+    assert len(numbers) >= 12
+    served = TableModel().configure({"columns": [], "class_names": [], "task": "", "decimal": decimal})
+    np.testing.assert_allclose(
+        served.numbers(pd.Series(numbers, dtype=object), "c"),
+        read.dropna().to_numpy(np.float64),
+        rtol=1e-6,
+    )
+    for cell in set(cells) - set(numbers):
+        with pytest.raises(ValueError, match="expected: a number or an empty cell"):
+            served.numbers(pd.Series([cell], dtype=object), "c")
+
+
 def test_the_linear_skip_trains_exports_with_parity_and_serves_raw_rows(store, cli, tmp_path):
     """The linear skip (off in mlp-tabular, tried by its tune space) through every stage: its
     weights learnt, a many-valued category weighed value by value, raw rows served."""
