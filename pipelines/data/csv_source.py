@@ -177,9 +177,16 @@ def _labels(
             f"data.target: {described} is empty in every row; allowed: a column with a value in its rows"
         )
     values = column[labelled].to_numpy()
-    if values.dtype.kind == "O" and config.task != "classification":
-        numbers = as_numbers(column[labelled], config.decimal)
-        if numbers.notna().all():  # every label a number written as text ("$3,802", "12,5" with data.decimal)
+    present = column[labelled]
+    # Every label a number written as text ("$3,802", "12,5" with data.decimal); the first thousand
+    # tried first, so that a file of text labels is not parsed row by row.
+    if (
+        values.dtype.kind == "O"
+        and config.task != "classification"
+        and as_numbers(present.iloc[:1000], config.decimal).notna().all()
+    ):
+        numbers = as_numbers(present, config.decimal)
+        if numbers.notna().all():
             values = numbers.to_numpy(np.float64)
     if values.dtype.kind == "f" and np.array_equal(values, np.round(values)):
         # Whole numbers that pandas read as floats because a cell is empty: the integers they are,

@@ -10,6 +10,7 @@ tracking new values past MAX_TRACKED_VALUES per column, and count them instead.
 from __future__ import annotations
 
 import keyword
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -245,14 +246,13 @@ def as_numbers(values, decimal: str = ".", date_format: str | None = None):
     numbers = pd.to_numeric(decimal_point, errors="coerce").astype("Float64")
     written = numbers.isna() & text.notna()
     if written.any():
-        plain = _plain_numbers(text[written], decimal)
-        numbers.loc[written] = pd.to_numeric(plain, errors="coerce").astype("Float64")
+        numbers.loc[written] = _written_numbers(text[written], decimal).astype("Float64")
     return numbers
 
 
-def _plain_numbers(text, decimal: str):
-    """Numbers written with signs and thousands separators as plain ones ("-$3,802.5" -> "-3802.5"),
-    True and False as 1 and 0; other text unchanged, so that it stays no number."""
+def _written_numbers(text, decimal: str):
+    """Numbers written with signs and thousands separators ("-$3,802.5" -> -3802.5), True and False
+    as 1 and 0; NaN for other text."""
     thousands = r"[.\s\u00a0\u202f]" if decimal == "," else ","
     grouped = re.compile(
         rf"^([+-]?)[{re.escape(NUMBER_SIGNS)}\s]*([+-]?)(\d{{1,3}}(?:{thousands}\d{{3}})+|\d+)"
@@ -268,7 +268,14 @@ def _plain_numbers(text, decimal: str):
         whole = re.sub(r"\D", "", match[3])
         return f"{match[1] or match[2]}{whole}{match[4].replace(decimal, '.')}"
 
-    return text.map(plain)
+    def number(cell: str) -> float:
+        try:
+            return float(plain(cell))
+        except ValueError:
+            return math.nan
+
+    # Each distinct cell once: a column of categories repeats a few values over many rows.
+    return text.map({cell: number(cell) for cell in text.unique()})
 
 
 def _plain_kind(values) -> str:
