@@ -86,13 +86,15 @@ def raw_rows(spec: DataSpec, x: dict[str, np.ndarray]):
     them: a pandas DataFrame with the file's column names, an empty cell where the file had one."""
     import pandas as pd
 
+    from pipelines.data.table import EPOCH
+
     columns = {}
     for column in spec.columns:
         values = x[column.key]
         if column.kind == "categorical":
             values = [None if value == "" else value for value in values]
-        elif column.date_format:  # days since 1970-01-01, written back as the file wrote them
-            dates = pd.Timestamp("1970-01-01") + pd.to_timedelta(np.asarray(values, np.float64), unit="D")
+        elif column.date_format:  # days since EPOCH, written back as the file wrote them
+            dates = pd.Timestamp(EPOCH) + pd.to_timedelta(np.asarray(values, np.float64), unit="D")
             values = [None if pd.isna(date) else date.strftime(column.date_format) for date in dates]
         columns[column.name] = values
     return pd.DataFrame(columns)

@@ -92,8 +92,7 @@ class TableModel(mlflow.pyfunc.PythonModel):
         tokens ("NA", "?"); a cell that is neither a number nor empty is refused, naming the column."""
         if pd.api.types.is_numeric_dtype(values):
             return values.to_numpy(np.float32, na_value=np.nan)
-        text = values.astype("string").str.strip()
-        text = text.mask(text.isin(self.missing) | (text == ""))
+        text = self.present_text(values)
         decimal_point = text.str.replace(self.decimal, ".", regex=False) if self.decimal != "." else text
         numbers = pd.to_numeric(decimal_point, errors="coerce").astype("Float64")
         written = numbers.isna() & text.notna()
@@ -110,8 +109,7 @@ class TableModel(mlflow.pyfunc.PythonModel):
     def dates(self, values: pd.Series, name: str, format: str) -> np.ndarray:
         """A column of dates written in `format` as the days since 1970-01-01 the model reads, NaN
         where empty; a cell that is neither such a date nor empty is refused, naming the column."""
-        text = values.astype("string").str.strip()
-        text = text.mask(text.isin(self.missing) | (text == ""))
+        text = self.present_text(values)
         dates = pd.to_datetime(text, format=format, errors="coerce")
         bad = dates.isna() & text.notna()
         if bad.any():
@@ -122,6 +120,12 @@ class TableModel(mlflow.pyfunc.PythonModel):
             )
         days = (dates - pd.Timestamp(DATE_EPOCH)) / pd.Timedelta(days=1)
         return days.to_numpy(np.float32, na_value=np.nan)
+
+    def present_text(self, values: pd.Series) -> pd.Series:
+        """Cells as text without surrounding spaces, NA where empty or one of the file's `missing`
+        tokens."""
+        text = values.astype("string").str.strip()
+        return text.mask(text.isin(self.missing) | (text == ""))
 
     def plain_number(self, cell: str) -> str:
         """A number written with signs and thousands separators ("-$3,802.5", "29%") as a plain one

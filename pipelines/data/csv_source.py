@@ -176,16 +176,16 @@ def _labels(
         raise ConfigError(
             f"data.target: {described} is empty in every row; allowed: a column with a value in its rows"
         )
-    values = column[labelled].to_numpy()
-    present = column[labelled]
+    labels = column[labelled]
+    values = labels.to_numpy()
     # Every label a number written as text ("$3,802", "12,5" with data.decimal); the first thousand
     # tried first, so that a file of text labels is not parsed row by row.
     if (
         values.dtype.kind == "O"
         and config.task != "classification"
-        and as_numbers(present.iloc[:1000], config.decimal).notna().all()
+        and as_numbers(labels.iloc[:1000], config.decimal).notna().all()
     ):
-        numbers = as_numbers(present, config.decimal)
+        numbers = as_numbers(labels, config.decimal)
         if numbers.notna().all():
             values = numbers.to_numpy(np.float64)
     if values.dtype.kind == "f" and np.array_equal(values, np.round(values)):

@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -125,6 +126,14 @@ class TableLayout:
         return [column for column in self.columns if not column.read]
 
 
+class InferredKind(NamedTuple):
+    """A column's kind as its values show it, and why; a numeric column of dates has their format."""
+
+    kind: str
+    reason: str
+    date_format: str | None = None
+
+
 def plan_columns(
     head, candidates: Sequence[str], kinds: dict[str, str], chosen: bool, decimal: str = "."
 ) -> TableLayout:
@@ -134,11 +143,11 @@ def plan_columns(
     for name in candidates:
         if name in kinds:
             kind, reason = kinds[name], "set by data.columns"
+            written = date_format(head[name]) if kind == "numeric" else None
         else:
-            kind, reason = infer_kind(head[name], decimal)
+            kind, reason, written = infer_kind(head[name], decimal)
             if chosen and kind == "ignore":
                 kind, reason = _plain_kind(head[name]), "listed in data.features"
-        written = date_format(head[name]) if kind == "numeric" else None
         plans.append(ColumnPlan(name, kind, reason, date_format=written))
     keys = iter(input_keys([plan.name for plan in plans if plan.read]))
     plans = [
@@ -148,26 +157,30 @@ def plan_columns(
     return TableLayout(plans)
 
 
-def infer_kind(values, decimal: str = ".") -> tuple[str, str]:
-    """The kind of a column from its values (a pandas Series as read), and why, in a few words."""
+def infer_kind(values, decimal: str = ".") -> InferredKind:
+    """The kind of a column from its values (a pandas Series as read), why, in a few words, and for
+    a column of dates how they are written."""
     import pandas as pd
 
     present = values.dropna()
     if present.empty:
-        return "ignore", "every cell is empty"
+        return InferredKind("ignore", "every cell is empty")
     distinct = int(present.nunique())
     if distinct == 1 and len(present) == len(values):
-        return "ignore", f"the same value in every row ({_shown(present.iloc[0])})"
+        return InferredKind("ignore", f"the same value in every row ({_shown(present.iloc[0])})")
     written = date_format(values)
     if written is not None:
-        return "numeric", f"dates (e.g. {_shown(present.iloc[0])}), read as days since {EPOCH}"
+        reason = f"dates (e.g. {_shown(present.iloc[0])}), read as days since {EPOCH}"
+        return InferredKind("numeric", reason, written)
     if not pd.api.types.is_numeric_dtype(values):
         stray = ~as_numbers(present, decimal).notna()
         few = max(MAX_STRAY_CELLS, (1 - MIN_NUMBER_SHARE) * len(present))
         if stray.sum() <= few and present[~stray].nunique() > 1:
             count = int(stray.sum())
             but = f", but for {count} cell(s) in the first rows that are not" if count else ""
-            return "numeric", f"numbers written as text (e.g. {_shown(present[~stray].iloc[0])}){but}"
+            return InferredKind(
+                "numeric", f"numbers written as text (e.g. {_shown(present[~stray].iloc[0])}){but}"
+            )
     if pd.api.types.is_numeric_dtype(values):
         numbers = present.to_numpy()
         counts_rows = (
@@ -176,16 +189,18 @@ def infer_kind(values, decimal: str = ".") -> tuple[str, str]:
             and np.all(np.diff(numbers) == 1)
         )
         if counts_rows:
-            return "ignore", "counts the rows (an identifier)"
+            return InferredKind("ignore", "counts the rows (an identifier)")
         if distinct == len(values) >= MIN_ROWS_FOR_IDENTIFIER and IDENTIFIER_NAME.search(str(values.name)):
-            return "ignore", "an identifier (a different value in every row, and its name says so)"
-        return "numeric", "numbers"
+            return InferredKind(
+                "ignore", "an identifier (a different value in every row, and its name says so)"
+            )
+        return InferredKind("numeric", "numbers")
     words = float(present.astype(str).str.split().str.len().mean())
     if words >= FREE_TEXT_WORDS and distinct > len(present) // 2:
-        return "text", f"free text ({words:.0f} words per value on average)"
+        return InferredKind("text", f"free text ({words:.0f} words per value on average)")
     if distinct == len(present) >= MIN_ROWS_FOR_IDENTIFIER:
-        return "ignore", "a different value in every row (an identifier)"
-    return "categorical", f"text with {distinct} distinct values"
+        return InferredKind("ignore", "a different value in every row (an identifier)")
+    return InferredKind("categorical", f"text with {distinct} distinct values")
 
 
 def date_format(values) -> str | None:
