@@ -74,3 +74,26 @@ def test_the_train_step_is_traced_once_when_its_state_is_built_before_fit(monkey
     # Keras 3.15 under the default strategy leaves the optimizer's slots and the metrics' state to
     # the first trace, which TensorFlow then traces again. If that changes, the helper can go.
     assert counts == {False: 2, True: 1}
+
+
+def test_steps_per_execution_past_an_epochs_batches_trains_the_same_steps_and_weights():
+    # mlp-tabular runs 16 batches per call; a small table's epoch has fewer (attrition's 4). Keras
+    # must then run each epoch's batches once, no more, no fewer, and land on the same weights.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(70, 8)).astype("float32"), rng.integers(0, 3, 70)
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # 5 batches, the last of 6
+    results = {}
+    for per_call in (1, 16):
+        keras.utils.set_random_seed(0)
+        model = models.build("mlp", DataSpec((8,), num_classes=3), units=[8], dropout=0.1)
+        compile_model(model, TrainConfig(epochs=3, steps_per_execution=per_call), "classification", 5)
+        history = model.fit(batches, validation_data=batches, epochs=3, verbose=0, shuffle=False).history
+        results[per_call] = (history, model.get_weights(), int(model.optimizer.iterations.numpy()))
+    (history_1, weights_1, steps_1), (history_16, weights_16, steps_16) = results.values()
+    assert steps_1 == steps_16 == 15
+    np.testing.assert_allclose(history_16["loss"], history_1["loss"], rtol=1e-5)
+    np.testing.assert_allclose(history_16["val_loss"], history_1["val_loss"], rtol=1e-5)
+    for weight_16, weight_1 in zip(weights_16, weights_1, strict=True):
+        np.testing.assert_allclose(weight_16, weight_1, rtol=1e-5, atol=1e-6)
