@@ -94,7 +94,7 @@ def raw_rows(spec: DataSpec, x: dict[str, np.ndarray]):
         if column.kind == "categorical":
             values = [None if value == "" else value for value in values]
         elif column.date_format:  # days since EPOCH, written back as the file wrote them
-            dates = pd.Timestamp(EPOCH) + pd.to_timedelta(np.asarray(values, np.float64), unit="D")
+            dates = pd.Timestamp(EPOCH, tz="UTC") + pd.to_timedelta(np.asarray(values, np.float64), unit="D")
             values = [None if pd.isna(date) else date.strftime(column.date_format) for date in dates]
         columns[column.name] = values
     return pd.DataFrame(columns)

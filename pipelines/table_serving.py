@@ -110,15 +110,15 @@ class TableModel(mlflow.pyfunc.PythonModel):
         """A column of dates written in `format` as the days since 1970-01-01 the model reads, NaN
         where empty; a cell that is neither such a date nor empty is refused, naming the column."""
         text = self.present_text(values)
-        dates = pd.to_datetime(text, format=format, errors="coerce")
+        dates = pd.to_datetime(text, format=format, errors="coerce", utc=True)  # as prepare reads them
         bad = dates.isna() & text.notna()
         if bad.any():
-            example = pd.Timestamp("2020-01-31").strftime(format)
+            example = pd.Timestamp("2020-01-31", tz="UTC").strftime(format)
             raise ValueError(
                 f"column {name!r} holds {values[bad].iloc[0]!r}; expected: a date written as "
                 f"{example!r} ({format}) or an empty cell"
             )
-        days = (dates - pd.Timestamp(DATE_EPOCH)) / pd.Timedelta(days=1)
+        days = (dates - pd.Timestamp(DATE_EPOCH, tz="UTC")) / pd.Timedelta(days=1)
         return days.to_numpy(np.float32, na_value=np.nan)
 
     def present_text(self, values: pd.Series) -> pd.Series:

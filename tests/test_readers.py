@@ -180,6 +180,10 @@ def test_dates_are_days_since_1970_in_training_and_in_the_served_rows(store, cli
     table["opened"] = days.strftime("%d/%m/%Y")  # every date distinct, days past the 12th
     table["sold"] = (days[::-1] - pd.to_timedelta(np.arange(120) % 4, unit="D")).strftime("%Y-%m-%d")
     table.loc[5, "sold"] = None
+    # Times in UTC as surveys and logs write them, one with another offset: read in UTC.
+    visited = days + pd.to_timedelta(np.arange(120) * 37, unit="min")
+    table["visited"] = visited.strftime("%Y-%m-%dT%H:%M:%SZ")
+    table.loc[1, "visited"] = "2020-01-04T02:37:00+02:00"  # 00:37 UTC
     path = tmp_path / "shop.csv"
     table.to_csv(path, index=False)
     status, out, error = cli("run", "-e", "mlp-tabular", f"data.path={path}", "data.target=label", *QUICK)
@@ -190,10 +194,15 @@ def test_dates_are_days_since_1970_in_training_and_in_the_served_rows(store, cli
     assert columns["opened"]["why"] == "dates (e.g. '01/01/2020'), read as days since 1970-01-01"
     assert columns["opened"]["examples"][:2] == [18262.0, 18265.0]  # 2020-01-01 and -04
     assert columns["sold"]["kind"] == "numeric" and columns["sold"]["missing"] == 1
+    assert columns["visited"]["kind"] == "numeric"
+    np.testing.assert_allclose(columns["visited"]["examples"][:2], [18262.0, 18265 + 37 / 1440])
     train = next(run for run in all_runs(store) if run.data.tags["stage"] == "train")
     model = mlflow.pyfunc.load_model(train.data.tags["model_uri"])
     rows = table.drop(columns="label").head(3)
     assert len(model.predict(rows.assign(sold=["2021-03-05", None, "?"]))) == 3
+    # The same instants written with another offset are the same input.
+    shifted = ["2020-01-01T01:00:00+01:00", "2020-01-04T02:37:00+02:00", "2020-01-07T00:14:00-01:00"]
+    pd.testing.assert_frame_equal(model.predict(rows.assign(visited=shifted)), model.predict(rows))
     refused = "column 'opened' holds '2020-01-31'; expected: a date written as '31/01/2020'"
     with pytest.raises(ValueError, match=refused):
         model.predict(rows.assign(opened="2020-01-31"))

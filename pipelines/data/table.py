@@ -225,7 +225,7 @@ def date_format(values) -> str | None:
             for dayfirst in (False, True)
         }
         for candidate in sorted(format for format in formats if format and _full_date(format)):
-            share = float(pd.to_datetime(text, format=candidate, errors="coerce").notna().mean())
+            share = float(pd.to_datetime(text, format=candidate, errors="coerce", utc=True).notna().mean())
             if share >= best_share:
                 best, best_share = candidate, share
     return best
@@ -239,11 +239,12 @@ def _full_date(format: str) -> bool:
 
 def as_dates(values, format: str):
     """A pandas Series of dates written in `format` as days since EPOCH (float), NaN where a cell is
-    empty or not such a date."""
+    empty or not such a date. Dates with a UTC offset (`2021-09-20T17:47:07Z`, `...+02:00`) are
+    read in UTC, and so is a date without one, so that a column may mix offsets."""
     import pandas as pd
 
-    dates = pd.to_datetime(values.astype("string").str.strip(), format=format, errors="coerce")
-    return (dates - pd.Timestamp(EPOCH)) / pd.Timedelta(days=1)
+    dates = pd.to_datetime(values.astype("string").str.strip(), format=format, errors="coerce", utc=True)
+    return (dates - pd.Timestamp(EPOCH, tz="UTC")) / pd.Timedelta(days=1)
 
 
 def as_numbers(values, decimal: str = ".", date_format: str | None = None):
