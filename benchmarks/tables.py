@@ -205,15 +205,18 @@ def run_mlp(path: Path, target: str, seed: int, scratch: Path, overrides: list[s
 def mlp_scores(
     path: Path, target: str, task: str, seed: int, scratch: Path, overrides: list[str]
 ) -> dict[str, float]:
-    """mlp-tabular through the whole pipeline (nothing reused): its test score and train time."""
+    """mlp-tabular through the whole pipeline (nothing reused): its test score and train time, the
+    refit's included (`train.refit` trains a second model on up to 20,000 rows)."""
     from pipelines import tracking
 
     pipeline = run_mlp(path, target, seed, scratch, overrides)
     metrics = pipeline.evaluated.metrics
-    train = tracking.get_run(pipeline.trained.run_id)
+    train = tracking.get_run(pipeline.trained.run_id).data.metrics
+    refit_seconds = train.get("refit_seconds", 0.0)
     return {
         "mlp": metrics["test_accuracy"] if task == "classification" else metrics["test_rmse"],
-        "train_seconds": train.data.metrics["train_seconds"],
+        "train_seconds": train["train_seconds"] + refit_seconds,
+        "refit_seconds": refit_seconds,
         "epochs": len(pipeline.trained.history.get("loss", [])),
     }
 
@@ -252,7 +255,7 @@ def markdown(rows: list[dict]) -> str:
     """`summary_rows` as a markdown table: each method's mean score, the two verdicts, the MLP's time."""
     lines = [
         "| table | task | mlp-tabular | gradient boosting | one-hot + linear | beats linear "
-        "| within 1 pt / 10 % of boosting | train s, mean (max) | epochs |",
+        "| within 1 pt / 10 % of boosting | train s with refit, mean (max) | epochs |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
