@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import RESULTS_DIR, announce_machine, describe_load, machine, write_json
+from common import RESULTS_DIR, announce_machine, describe_load, machine, train_time_verdict, write_json
 
 SPLIT_SEED = 20261206
 TARGET_TRAIN_SECONDS = 180.0  # issue 28: each run under 3 minutes of training on 2 cores
@@ -298,6 +298,7 @@ def main() -> None:
     rows = summary_rows(results)
     table = markdown(rows)
     print(table)
+    print(train_time_verdict(rows, TARGET_TRAIN_SECONDS))
     write_results(
         args.json,
         reference,
