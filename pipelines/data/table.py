@@ -225,7 +225,7 @@ def date_format(values) -> str | None:
             for dayfirst in (False, True)
         }
         for candidate in sorted(format for format in formats if format and _full_date(format)):
-            share = float(pd.to_datetime(text, format=candidate, errors="coerce", utc=True).notna().mean())
+            share = float(as_dates(text, candidate).notna().mean())
             if share >= best_share:
                 best, best_share = candidate, share
     return best
