@@ -49,6 +49,15 @@ def test_every_shipped_experiment_is_valid():
         assert load_experiments(name, OWN_DATA_OVERRIDES.get(name, []))
 
 
+def test_mlp_tabular_bounds_a_large_tables_training_and_leaves_a_small_ones_alone():
+    train = load_experiment("mlp-tabular", OWN_DATA_OVERRIDES["mlp-tabular"]).train
+    # A million rows (2,813 batches of 256 an epoch) train 3 epochs; fertility's 637 batches 15.
+    assert (train.planned_epochs(2813), train.planned_epochs(637)) == (3, 15)
+    # Attrition's 4 batches and diamonds' 135 keep every epoch early stopping may want (diamonds
+    # stopped after 62-74 epochs with no cap).
+    assert (train.planned_epochs(4), train.planned_epochs(135)) == (200, 74)
+
+
 def test_user_yaml_path_is_accepted(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("name: mine\ndata: {name: digits}\nmodel: {architecture: mlp, units: [8]}\n")
