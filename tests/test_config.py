@@ -49,13 +49,15 @@ def test_every_shipped_experiment_is_valid():
         assert load_experiments(name, OWN_DATA_OVERRIDES.get(name, []))
 
 
-def test_mlp_tabular_bounds_a_large_tables_training_and_leaves_a_small_ones_alone():
+def test_mlp_tabular_bounds_a_large_tables_training_and_waits_longer_on_a_small_one():
     train = load_experiment("mlp-tabular", OWN_DATA_OVERRIDES["mlp-tabular"]).train
     # A million rows (2,813 batches of 256 an epoch) train 3 epochs; fertility's 637 batches 15.
     assert (train.planned_epochs(2813), train.planned_epochs(637)) == (3, 15)
     # Attrition's 4 batches and diamonds' 135 keep every epoch early stopping may want (diamonds
     # stopped after 62-74 epochs with no cap).
     assert (train.planned_epochs(4), train.planned_epochs(135)) == (200, 74)
+    # And a small table waits at least 200 batches for a better validation loss: attrition 50 epochs.
+    assert (train.patience_epochs(4), train.patience_epochs(135)) == (50, 15)
 
 
 def test_user_yaml_path_is_accepted(tmp_path):

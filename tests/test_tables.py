@@ -76,7 +76,8 @@ def people(tmp_path_factory) -> Iterator[SharedRun]:
 @pytest.fixture(scope="module")
 def prices(tmp_path_factory) -> Iterator[SharedRun]:
     """mlp-tabular predicting the census-like table's `price` (a text column among the inputs), with
-    a patience of 2 epochs at a high learning rate so that it stops early: one run, two tests."""
+    a patience of 1 epoch but at least 8 batches (2 epochs of this table's 5) at a high learning
+    rate so that it stops early: one run, two tests."""
     folder = tmp_path_factory.mktemp("prices")
     path = _people_csv(folder / "prices.csv", rows=200)
     overrides = [
@@ -84,7 +85,8 @@ def prices(tmp_path_factory) -> Iterator[SharedRun]:
         "data.target=price",
         "data.columns.income=categorical",
         "train.epochs=200",
-        "train.patience=2",
+        "train.patience=1",
+        "train.patience_min_updates=8",
         "train.learning_rate=0.05",
         "train.batch_size=32",
     ]
@@ -410,8 +412,13 @@ def test_patience_stops_training_and_restores_the_best_epoch(prices):
     assert len(history) == stopped
     best = min(history, key=lambda metric: metric.value)
     assert train.data.metrics["best_epoch"] == best.step
-    assert stopped - best.step == 2, "two epochs without a better val_loss, then it stops"
-    assert f"train.patience: stopped after epoch {stopped} of at most 200" in prices.output
+    # train.patience=1, but at least 8 batches: 2 epochs of this table's batches of 32.
+    batches = -(-int(_runs_by_stage(prices.uri)["prepare"].data.params["dataset.size.train"]) // 32)
+    patience = max(1, -(-8 // batches))
+    assert patience == 2, f"{batches} batches an epoch: train.patience_min_updates is what acts here"
+    assert stopped - best.step == patience, "that many epochs without a better val_loss, then it stops"
+    note = f"train.patience: stopped after epoch {stopped} of at most 200, {patience} epochs without"
+    assert f"{note} a better val_loss" in prices.output
 
 
 def test_rows_with_an_empty_target_are_left_out_and_said_so(tmp_path):

@@ -56,9 +56,20 @@ def test_a_model_trained_with_smoothing_saves_and_loads_compiled(tmp_path):
 
 def test_auto_restores_the_best_validation_accuracy_of_a_classifier_and_loss_otherwise():
     train = TrainConfig(restore_best="auto", patience=5)
-    assert _best_epoch_keeper(train, "classification").monitor == "val_accuracy"
-    assert _best_epoch_keeper(train, "regression").monitor == "val_loss"
-    assert _best_epoch_keeper(TrainConfig(patience=5), "classification").monitor == "val_loss"
+    assert _best_epoch_keeper(train, "classification", steps_per_epoch=4).monitor == "val_accuracy"
+    assert _best_epoch_keeper(train, "regression", steps_per_epoch=4).monitor == "val_loss"
+    assert (
+        _best_epoch_keeper(TrainConfig(patience=5), "classification", steps_per_epoch=4).monitor == "val_loss"
+    )
+
+
+def test_patience_waits_at_least_patience_min_updates_batches_where_an_epoch_is_short():
+    train = TrainConfig(restore_best="val_loss", patience=15, patience_min_updates=200)
+    # Attrition's 4 batches an epoch: 50 epochs; 7 batches: 29 (rounded up); 135 batches: 15.
+    patience = [_best_epoch_keeper(train, "regression", steps).patience for steps in (4, 7, 135)]
+    assert patience == [50, 29, 15]
+    assert TrainConfig(patience=15).patience_epochs(4) == 15, "unset: train.patience epochs"
+    assert TrainConfig(patience_min_updates=200).patience_epochs(4) is None, "no patience: every epoch"
 
 
 def _prepared(task: str, num_classes: int | None) -> SimpleNamespace:

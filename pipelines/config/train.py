@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -66,6 +67,13 @@ class TrainConfig(StrictModel):
         description="Stop training when the validation metric of train.restore_best (val_loss when none) "
         "has not improved for this many epochs; train.epochs is then the most it trains. None: every epoch.",
     )
+    patience_min_updates: PositiveInt | None = Field(
+        None,
+        description="With train.patience: wait at least this many batches (optimizer updates) without "
+        "a better validation metric, in as many epochs as that takes: where an epoch is a few batches "
+        "(a small table), train.patience epochs are too few steps for the network to move. None: "
+        "train.patience epochs.",
+    )
     refit: bool | Literal["auto"] = Field(
         False,
         description="After training, train a fresh model on the train and validation splits together "
@@ -116,6 +124,13 @@ class TrainConfig(StrictModel):
         if self.max_updates is None:
             return self.epochs
         return max(1, min(self.epochs, self.max_updates // steps_per_epoch))
+
+    def patience_epochs(self, steps_per_epoch: int) -> int | None:
+        """The epochs without improvement after which a training of `steps_per_epoch` batches an
+        epoch stops: `patience`, more when `patience_min_updates` asks for more batches."""
+        if self.patience is None or self.patience_min_updates is None:
+            return self.patience
+        return max(self.patience, math.ceil(self.patience_min_updates / steps_per_epoch))
 
     def refits(self, train_examples: int) -> bool:
         """Whether a training of `train_examples` examples is refit (`refit`)."""

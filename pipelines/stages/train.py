@@ -129,7 +129,7 @@ def train_stage(
         )
         logger = MlflowEpochLogger(samples_per_epoch=len(train_split), logged_steps=logged_steps)
         callbacks = [keras.callbacks.TerminateOnNaN(), logger]
-        best = _best_epoch_keeper(config.train, spec.task)
+        best = _best_epoch_keeper(config.train, spec.task, steps_per_epoch)
         if best is not None:
             callbacks.append(best)
         callbacks += extra_callbacks
@@ -183,7 +183,7 @@ def train_stage(
             mlflow.set_tag("early_stopped_epoch", str(trained_epochs))
             print(
                 f"note: train.patience: stopped after epoch {trained_epochs} of at most "
-                f"{epochs}, {config.train.patience} epochs without a better {best.monitor}"
+                f"{epochs}, {best.patience} epochs without a better {best.monitor}"
             )
         # Not across workers, as check_config_fits_data says for train.refit: true.
         multi_worker = config.train.strategy == "multi_worker"
@@ -284,16 +284,19 @@ def build_training_state(model: keras.Model, batch_spec) -> None:
     model._symbolic_build(data_batch=batch_spec)
 
 
-def _best_epoch_keeper(train: TrainConfig, task: str) -> keras.callbacks.EarlyStopping | None:
+def _best_epoch_keeper(
+    train: TrainConfig, task: str, steps_per_epoch: int
+) -> keras.callbacks.EarlyStopping | None:
     """Keras' EarlyStopping on the validation metric of `train.restore_best` (val_loss when none):
     it keeps the best epoch's weights and puts them back when training ends (unless restore_best is
-    none), and stops after `train.patience` epochs without improvement (never when None). A resumed
-    training keeps the best of the epochs it ran itself."""
+    none), and stops after `train.patience` epochs without improvement (more for an epoch of few
+    batches, `train.patience_min_updates`; never when None). A resumed training keeps the best of
+    the epochs it ran itself."""
     if train.restore_best == "none" and train.patience is None:
         return None
     return keras.callbacks.EarlyStopping(
         monitor=monitored_metric(train.restore_best, task),
-        patience=train.patience or train.epochs + 1,
+        patience=train.patience_epochs(steps_per_epoch) or train.epochs + 1,
         restore_best_weights=train.restore_best != "none",
         verbose=0,
     )
