@@ -92,6 +92,15 @@ BENCHMARKS = {
     "speech_words": Benchmark("speech_words.py", (), ("train.epochs=1", "--seeds", "0"), "speech_words.json"),
     "xla_random_layers": Benchmark("xla_random_layers.py", (), ("--epochs", "1"), "xla_random_layers.json"),
     "tables": Benchmark("tables.py", (), ("--tables", "wages", "--seeds", "0"), "tables.json"),
+    "tables_held_out": Benchmark(
+        "tables.py",
+        ("--tables", "titanic", "mroz", "swiss-labor", "biopsy", "hmda", "fertility"),
+        ("--tables", "mroz", "--seeds", "0"),
+        "tables_held_out.json",
+    ),
+    "tables_probe": Benchmark(
+        "tables_probe.py", (), ("--overrides", "train.epochs=2", "--draw", "1"), "tables_probe.json"
+    ),
     "tables_members": Benchmark(
         "tables_members.py",
         (),
